@@ -1,0 +1,45 @@
+# A thin index of the project's jobs; the logic lives in Rust.
+# The pinned codex CLI (and the oldest supported one) install from npm into
+# .codex/<version>/ (git-ignored) on first use.
+
+CODEX_VERSION ?= 0.169.0
+CODEX_OLDEST ?= 0.135.0
+CODEX_ROOT := $(CURDIR)/.codex
+codex_bin = $(CODEX_ROOT)/$(1)/node_modules/.bin/codex
+
+export PLEXUM_TEST_CODEX ?= $(call codex_bin,$(CODEX_VERSION))
+export PLEXUM_TEST_CODEX_OLDEST ?= $(call codex_bin,$(CODEX_OLDEST))
+
+.PHONY: run test check bless record codex clean-codex
+
+# The main job: a real codex turn against the bundled mock server, then a
+# resumed second turn, rendered for a person.
+run: codex
+	cargo build --quiet
+	cargo run --quiet --example demo
+
+# Every test: unit tests, golden replays, end-to-end with the real codex.
+test: codex
+	cargo test --all-targets
+
+check:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+# Rewrite the golden files from the current translation; review with
+# `git diff fixtures/`.
+bless:
+	UPDATE_EXPECT=1 cargo test --test it golden
+
+# Re-record the fixtures from the real codex against the mock server.
+record: codex
+	PLEXUM_RECORD_FIXTURES=1 cargo test --test it record_fixtures -- --ignored --nocapture
+
+codex: $(call codex_bin,$(CODEX_VERSION)) $(call codex_bin,$(CODEX_OLDEST))
+
+$(CODEX_ROOT)/%/node_modules/.bin/codex:
+	mkdir -p $(CODEX_ROOT)/$*
+	cd $(CODEX_ROOT)/$* && npm install --no-save --no-audit --no-fund --loglevel=error @openai/codex@$*
+
+clean-codex:
+	rm -rf $(CODEX_ROOT)

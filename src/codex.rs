@@ -1,0 +1,451 @@
+//! Codex's command line (pure, tested) and the codex child's lifetime: its
+//! own process group, stdin written by a thread and closed, stderr drained
+//! into a bounded tail, stdout read line by line on a thread, and a guard
+//! that kills the group and reaps everything on every path.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::config::Sandbox;
+use crate::line_reader::{LineRead, LineReader};
+
+/// What codex is asked to do, before it becomes an argv.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest<'a> {
+    pub sandbox: Option<Sandbox>,
+    pub codex_model: Option<&'a str>,
+    pub images: &'a [PathBuf],
+    pub extra_args: &'a [String],
+    pub resume_thread: Option<&'a str>,
+}
+
+/// `codex exec` arguments: every flag before `resume` (codex rejects
+/// exec-only flags after it), then `-- -` so the message, read from stdin,
+/// can never be taken for a flag or a subcommand.
+pub fn exec_args(request: &ExecRequest) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["exec", "--json", "--skip-git-repo-check"]
+        .iter()
+        .map(OsString::from)
+        .collect();
+    match request.sandbox.unwrap_or(Sandbox::Bypass) {
+        Sandbox::Bypass => args.push("--dangerously-bypass-approvals-and-sandbox".into()),
+        sandbox => {
+            let mode = match sandbox {
+                Sandbox::ReadOnly => "read-only",
+                _ => "workspace-write",
+            };
+            args.extend(["--sandbox".into(), mode.into()]);
+            // Nobody is there to approve: codex must never ask.
+            args.extend(["-c".into(), "approval_policy=\"never\"".into()]);
+        }
+    }
+    if let Some(model) = request.codex_model {
+        args.extend(["--model".into(), model.into()]);
+    }
+    for image in request.images {
+        args.push("--image".into());
+        args.push(image.as_os_str().to_owned());
+    }
+    args.extend(request.extra_args.iter().map(OsString::from));
+    if let Some(thread) = request.resume_thread {
+        args.extend(["resume".into(), thread.into()]);
+    }
+    args.extend(["--".into(), "-".into()]);
+    args
+}
+
+/// How much of codex's stderr is kept for `error.detail`.
+const STDERR_TAIL_LINES: usize = 40;
+const STDERR_TAIL_LINE_BYTES: usize = 2048;
+/// After SIGTERM to its group, how long codex gets before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Facts the stderr drain noticed, beyond the tail.
+#[derive(Debug, Default, Clone)]
+pub struct StderrFacts {
+    pub tail: VecDeque<String>,
+    /// "no rollout found for thread id": the thread is unknown to codex.
+    pub unknown_thread: bool,
+    /// "already has an active writer": another process writes this thread.
+    pub active_writer: bool,
+}
+
+impl StderrFacts {
+    pub fn tail_text(&self) -> String {
+        let lines: Vec<&str> = self.tail.iter().map(String::as_str).collect();
+        lines.join("\n")
+    }
+}
+
+/// One chunk of what codex's stdout reader saw.
+#[derive(Debug)]
+pub enum StdoutMessage {
+    Line(Vec<u8>),
+    Oversized(usize),
+    /// Reading failed (or the record file could not be written).
+    Failed(io::Error),
+    End,
+}
+
+pub struct SpawnRequest<'a> {
+    pub program: &'a Path,
+    pub args: Vec<OsString>,
+    pub workspace: &'a Path,
+    pub env: Vec<(String, OsString)>,
+    pub message: String,
+    pub record: Option<std::fs::File>,
+    /// Copy codex's stderr to ours as it comes (PLEXUM_LOG=debug).
+    pub echo_stderr: bool,
+}
+
+/// A running codex. Dropping it kills codex's process group and reaps it.
+pub struct CodexProcess {
+    child: Child,
+    status: Option<ExitStatus>,
+    pub lines: Receiver<StdoutMessage>,
+    stderr_facts: Arc<Mutex<StderrFacts>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl CodexProcess {
+    pub fn spawn(request: SpawnRequest) -> io::Result<CodexProcess> {
+        let mut command = Command::new(request.program);
+        command
+            .args(&request.args)
+            .current_dir(request.workspace)
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .envs(request.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own group: we signal the whole group, and the terminal's
+            // Ctrl-C reaches us, not codex directly.
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            command.pre_exec(|| {
+                // If the adapter dies (even by SIGKILL), codex dies with it.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn()?;
+        let mut threads = Vec::new();
+
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let message = request.message;
+        threads.push(std::thread::spawn(move || write_stdin(stdin, message)));
+
+        let stderr_facts = Arc::new(Mutex::new(StderrFacts::default()));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let facts = Arc::clone(&stderr_facts);
+        let echo = request.echo_stderr;
+        threads.push(std::thread::spawn(move || {
+            drain_stderr(stderr, &facts, echo)
+        }));
+
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, lines) = mpsc::channel();
+        let record = request
+            .record
+            .map(|file| Box::new(io::BufWriter::new(file)) as Box<dyn Write + Send>);
+        threads.push(std::thread::spawn(move || {
+            let mut reader = LineReader::new(BufReader::with_capacity(64 * 1024, stdout), record);
+            loop {
+                let mut buf = Vec::new();
+                let message = match reader.next_line(&mut buf) {
+                    Ok(LineRead::Line) => StdoutMessage::Line(buf),
+                    Ok(LineRead::Oversized(length)) => StdoutMessage::Oversized(length),
+                    Ok(LineRead::End) => break,
+                    Err(error) => StdoutMessage::Failed(error),
+                };
+                let failed = matches!(message, StdoutMessage::Failed(_));
+                if let Err(error) = reader.flush_record() {
+                    let _ = sender.send(StdoutMessage::Failed(error));
+                    return;
+                }
+                if sender.send(message).is_err() || failed {
+                    return;
+                }
+            }
+            let end = match reader.flush_record() {
+                Ok(()) => StdoutMessage::End,
+                Err(error) => StdoutMessage::Failed(error),
+            };
+            let _ = sender.send(end);
+        }));
+
+        Ok(CodexProcess {
+            child,
+            status: None,
+            lines,
+            stderr_facts,
+            threads,
+        })
+    }
+
+    pub fn stderr_facts(&self) -> StderrFacts {
+        self.stderr_facts
+            .lock()
+            .map(|facts| facts.clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits for codex to exit on its own, up to `limit`; `None` if it did not.
+    pub fn wait_for(&mut self, limit: Duration) -> io::Result<Option<ExitStatus>> {
+        if let Some(status) = self.status {
+            return Ok(Some(status));
+        }
+        let deadline = Instant::now() + limit;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                self.status = Some(status);
+                return Ok(Some(status));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops codex's whole group: SIGTERM, then SIGKILL after the grace.
+    pub fn stop(&mut self) -> io::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        self.signal_group(libc::SIGTERM);
+        if let Some(status) = self.wait_for(STOP_GRACE)? {
+            self.signal_group(libc::SIGKILL);
+            return Ok(status);
+        }
+        self.signal_group(libc::SIGKILL);
+        let status = self.child.wait()?;
+        self.status = Some(status);
+        Ok(status)
+    }
+
+    fn signal_group(&self, signal: i32) {
+        // The group id is codex's pid (process_group(0)). Only called while
+        // codex is unreaped, so the id cannot have been reused.
+        let group = self.child.id() as libc::pid_t;
+        // SAFETY: plain syscall.
+        unsafe {
+            libc::kill(-group, signal);
+        }
+    }
+
+    /// Kills codex's group if it still runs, reaps it, kills and reaps every
+    /// descendant left behind, and joins the I/O threads.
+    pub fn finish(mut self) -> Option<ExitStatus> {
+        let status = self.stop().ok();
+        // Commands codex started live in sessions of their own, outside its
+        // group. As a child subreaper we inherited any it left behind.
+        self.signal_group(libc::SIGKILL);
+        reap_orphans();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        status
+    }
+}
+
+impl Drop for CodexProcess {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.stop();
+        }
+    }
+}
+
+/// A human description of how codex ended, e.g. "exited with code 2".
+pub fn describe_exit(status: &ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => String::from("ended"),
+    }
+}
+
+/// Makes the adapter the reaper of every orphaned descendant, so nothing a
+/// turn started can outlive it unseen.
+pub fn become_subreaper() {
+    // SAFETY: plain syscall.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
+}
+
+/// Kills and reaps our remaining children (orphans re-parented to us), until
+/// none is left. Only called once codex itself was reaped.
+pub fn reap_orphans() {
+    let me = std::process::id() as i32;
+    for _ in 0..100 {
+        // Reap whatever already exited.
+        loop {
+            // SAFETY: plain syscall with a null status pointer.
+            let pid = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+            if pid <= 0 {
+                break;
+            }
+        }
+        let children = children_of(me);
+        if children.is_empty() {
+            return;
+        }
+        for pid in children {
+            // SAFETY: plain syscall; the pid is our unreaped child, so not reused.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Pids whose parent is `parent`, read from /proc.
+fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut children = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …": comm may hold spaces and parentheses.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let ppid = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|field| field.parse::<i32>().ok());
+        if ppid == Some(parent) {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+fn write_stdin(mut stdin: std::process::ChildStdin, message: String) {
+    // Codex may exit before reading (bad flags): a broken pipe is expected.
+    let _ = stdin.write_all(message.as_bytes());
+    // Dropping stdin closes the pipe: codex reads to EOF and must not wait.
+}
+
+fn drain_stderr(stderr: ChildStderr, facts: &Mutex<StderrFacts>, echo: bool) {
+    let mut reader = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // Bounded: a line longer than this is cut, the rest read as more lines.
+        match (&mut reader).take(64 * 1024).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if echo {
+            let _ = io::stderr().write_all(&line);
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        let Ok(mut facts) = facts.lock() else { return };
+        if text.contains("no rollout found") {
+            facts.unknown_thread = true;
+        }
+        if text.contains("already has an active writer") {
+            facts.active_writer = true;
+        }
+        if text.is_empty()
+            || text.trim_start().starts_with(|c: char| c.is_ascii_digit())
+                && text.contains(": <unknown>")
+        {
+            continue; // blank lines and empty backtrace frames say nothing
+        }
+        let mut kept = text.to_string();
+        if kept.len() > STDERR_TAIL_LINE_BYTES {
+            let mut cut = STDERR_TAIL_LINE_BYTES;
+            while !kept.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            kept.truncate(cut);
+            kept.push('…');
+        }
+        if facts.tail.len() == STDERR_TAIL_LINES {
+            facts.tail.pop_front();
+        }
+        facts.tail.push_back(kept);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(args: &[OsString]) -> Vec<&str> {
+        args.iter().map(|a| a.to_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn new_thread_argv_ends_with_dash_dash_dash() {
+        let args = exec_args(&ExecRequest::default());
+        assert_eq!(
+            words(&args),
+            [
+                "exec",
+                "--json",
+                "--skip-git-repo-check",
+                "--dangerously-bypass-approvals-and-sandbox",
+                "--",
+                "-"
+            ]
+        );
+    }
+
+    #[test]
+    fn resume_comes_after_every_flag() {
+        let extra = vec![String::from("-c"), String::from("x=1")];
+        let images = vec![PathBuf::from("a.png")];
+        let args = exec_args(&ExecRequest {
+            sandbox: Some(Sandbox::WorkspaceWrite),
+            codex_model: Some("gpt-5"),
+            images: &images,
+            extra_args: &extra,
+            resume_thread: Some("01a20bef-77e0-7061-a52a-e86d8a4aaf20"),
+        });
+        let words = words(&args);
+        let resume = words.iter().position(|w| *w == "resume").unwrap();
+        assert_eq!(
+            &words[resume..],
+            ["resume", "01a20bef-77e0-7061-a52a-e86d8a4aaf20", "--", "-"]
+        );
+        for flag in ["--sandbox", "--model", "--image", "-c"] {
+            assert!(
+                words.iter().position(|w| w == &flag).unwrap() < resume,
+                "{flag}"
+            );
+        }
+        assert!(!words.contains(&"--dangerously-bypass-approvals-and-sandbox"));
+    }
+}

@@ -1,0 +1,213 @@
+//! The config file (PROTOCOL.md section 6): strict, so a typo is an error
+//! and never a silent fallback; and the model table.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::event::{ErrorCode, TurnError};
+
+pub const CONFIG_ENV: &str = "PLEXUM_OPENAI_PROVIDER_CONFIG";
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub binary: String,
+    pub extra_args: Vec<String>,
+    pub supported_models: Vec<String>,
+    pub model_args: BTreeMap<String, String>,
+    pub timeout_secs: u64,
+    pub env: BTreeMap<String, String>,
+    pub sandbox: Sandbox,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            binary: String::from("codex"),
+            extra_args: Vec::new(),
+            supported_models: vec![String::from("codex")],
+            model_args: BTreeMap::new(),
+            timeout_secs: 1800,
+            env: BTreeMap::new(),
+            sandbox: Sandbox::Bypass,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sandbox {
+    /// `--dangerously-bypass-approvals-and-sandbox`, as v0.1: for hosts that
+    /// isolate the workspace themselves.
+    Bypass,
+    WorkspaceWrite,
+    ReadOnly,
+}
+
+/// Where the config came from, for messages.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigSource {
+    /// The default path did not exist: all defaults.
+    Defaults(PathBuf),
+    File(PathBuf),
+}
+
+/// The Plexum model a turn runs, and the `--model` value codex gets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelChoice {
+    pub plexum_id: String,
+    pub codex_model: Option<String>,
+}
+
+impl Config {
+    /// Loads from `--config`, else `$PLEXUM_OPENAI_PROVIDER_CONFIG`, else the
+    /// default path, which may be missing.
+    pub fn load(
+        explicit: Option<&Path>,
+        env_path: Option<PathBuf>,
+        home: Option<PathBuf>,
+    ) -> Result<(Config, ConfigSource), TurnError> {
+        let (path, must_exist) = match (explicit, env_path) {
+            (Some(path), _) => (path.to_path_buf(), true),
+            (None, Some(path)) => (path, true),
+            (None, None) => match home {
+                Some(home) => (
+                    home.join(".plexum/plugins/plexum-openai-provider/config.json"),
+                    false,
+                ),
+                None => return Ok((Config::default(), ConfigSource::Defaults(PathBuf::new()))),
+            },
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+                return Ok((Config::default(), ConfigSource::Defaults(path)));
+            }
+            Err(error) => {
+                return Err(TurnError::new(
+                    ErrorCode::Config,
+                    format!("cannot read config file {}: {error}", path.display()),
+                ));
+            }
+        };
+        let config = Config::parse(&text).map_err(|message| {
+            TurnError::new(
+                ErrorCode::Config,
+                format!("config file {}: {message}", path.display()),
+            )
+        })?;
+        Ok((config, ConfigSource::File(path)))
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if config.supported_models.is_empty() {
+            return Err(String::from(
+                "`supported_models` is empty: list at least one model id (the first is the default)",
+            ));
+        }
+        if config.timeout_secs == 0 {
+            return Err(String::from("`timeout_secs` must be above 0"));
+        }
+        if config.binary.is_empty() {
+            return Err(String::from("`binary` is empty: name the codex executable"));
+        }
+        Ok(config)
+    }
+
+    /// Resolves `--model` against the advertised ids.
+    pub fn model(&self, requested: Option<&str>) -> Result<ModelChoice, TurnError> {
+        let plexum_id = match requested {
+            None => self.supported_models[0].clone(),
+            Some(id) if self.supported_models.iter().any(|m| m == id) => id.to_string(),
+            Some(id) => {
+                return Err(TurnError::new(
+                    ErrorCode::UnknownModel,
+                    format!(
+                        "model {id:?} is not advertised; use one of: {} (or add it to `supported_models` in the config)",
+                        self.supported_models.join(", ")
+                    ),
+                ));
+            }
+        };
+        let codex_model = match self.model_args.get(&plexum_id) {
+            Some(mapped) => Some(mapped.clone()),
+            // `codex` means the CLI's own default: the only model ChatGPT-login
+            // installs accept.
+            None if plexum_id == "codex" => None,
+            None => Some(plexum_id.clone()),
+        };
+        Ok(ModelChoice {
+            plexum_id,
+            codex_model,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_when_empty() {
+        let config = Config::parse("{}").unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let error = Config::parse(r#"{"timeout_sec": 5}"#).unwrap_err();
+        assert!(error.contains("timeout_sec"), "{error}");
+    }
+
+    #[test]
+    fn sandbox_typo_is_an_error_not_bypass() {
+        let error = Config::parse(r#"{"sandbox": "workspace_write"}"#).unwrap_err();
+        assert!(error.contains("workspace_write"), "{error}");
+        let config = Config::parse(r#"{"sandbox": "read-only"}"#).unwrap();
+        assert_eq!(config.sandbox, Sandbox::ReadOnly);
+    }
+
+    #[test]
+    fn ill_typed_field_is_an_error() {
+        let error = Config::parse(r#"{"timeout_secs": "10"}"#).unwrap_err();
+        assert!(error.contains("invalid type"), "{error}");
+    }
+
+    #[test]
+    fn model_table() {
+        let config = Config::parse(
+            r#"{"supported_models": ["codex", "gpt-fast", "o-big"], "model_args": {"gpt-fast": "gpt-5-mini"}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.model(None).unwrap().codex_model, None);
+        assert_eq!(
+            config
+                .model(Some("gpt-fast"))
+                .unwrap()
+                .codex_model
+                .as_deref(),
+            Some("gpt-5-mini")
+        );
+        assert_eq!(
+            config.model(Some("o-big")).unwrap().codex_model.as_deref(),
+            Some("o-big")
+        );
+        let error = config.model(Some("nope")).unwrap_err();
+        assert_eq!(error.code, ErrorCode::UnknownModel);
+        assert!(error.message.contains("codex, gpt-fast, o-big"));
+    }
+
+    #[test]
+    fn missing_default_file_means_defaults_but_missing_explicit_file_is_an_error() {
+        let home = std::env::temp_dir().join("plexum-no-such-home");
+        let (config, source) = Config::load(None, None, Some(home)).unwrap();
+        assert_eq!(config, Config::default());
+        assert!(matches!(source, ConfigSource::Defaults(_)));
+        let error =
+            Config::load(Some(Path::new("/nonexistent/config.json")), None, None).unwrap_err();
+        assert_eq!(error.code, ErrorCode::Config);
+    }
+}

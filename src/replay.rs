@@ -1,0 +1,88 @@
+//! `replay`: a recorded codex stream through exactly the translation of
+//! `turn`, without starting anything. `resumed` is false and the previous
+//! usage totals are unknown, so `usage` equals the running totals.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::process::ExitCode;
+
+use crate::cli::{ReplayArgs, ReplayInput};
+use crate::event::{ErrorCode, Event, TurnError};
+use crate::line_reader::{LineRead, LineReader};
+use crate::output::Output;
+use crate::translate::{StreamEnd, Translator, TurnContext, DEFAULT_OUTPUT_LIMIT};
+use crate::turn::finish_with;
+
+pub fn run(args: ReplayArgs) -> ExitCode {
+    let mut output = Output::stdout(args.output);
+    let input: Box<dyn BufRead> = match &args.input {
+        Some(ReplayInput::File(path)) => match File::open(path) {
+            Ok(file) => Box::new(BufReader::with_capacity(256 * 1024, file)),
+            Err(error) => {
+                let message = format!("replay: cannot open {}: {error}", path.display());
+                eprintln!("plexum-openai-provider: {message}");
+                return finish_with(
+                    &mut output,
+                    Event::Error(TurnError::new(ErrorCode::Usage, message)),
+                );
+            }
+        },
+        Some(ReplayInput::Stdin) => Box::new(io::stdin().lock()),
+        None => {
+            let message = "replay needs a FILE (or `-` for stdin)";
+            eprintln!("plexum-openai-provider: {message}");
+            return finish_with(
+                &mut output,
+                Event::Error(TurnError::new(ErrorCode::Usage, message)),
+            );
+        }
+    };
+    let model = args.model.unwrap_or_else(|| String::from("codex"));
+    match translate_stream(input, model, &mut output) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) | Err(_) => ExitCode::FAILURE,
+    }
+}
+
+/// Translates a whole stream into `output`; `Ok(true)` after `message_end`.
+/// An `Err` means `output` itself failed (the host went away).
+pub fn translate_stream<W: io::Write>(
+    input: impl BufRead,
+    model: String,
+    output: &mut Output<W>,
+) -> io::Result<bool> {
+    let mut translator = Translator::new(TurnContext {
+        model,
+        resumed_thread: None,
+        previous_totals: None,
+        notices: Vec::new(),
+        output_limit: DEFAULT_OUTPUT_LIMIT,
+    });
+    let mut lines = LineReader::new(input, None);
+    let mut line = Vec::new();
+    let mut events = Vec::new();
+    let end = loop {
+        match lines.next_line(&mut line) {
+            Ok(LineRead::Line) => {
+                translator.line(&line, &mut events);
+            }
+            Ok(LineRead::Oversized(length)) => translator.oversized_line(length, &mut events),
+            Ok(LineRead::End) => break StreamEnd::Closed,
+            Err(error) => {
+                let message = format!("reading the recorded stream failed: {error}");
+                break StreamEnd::Stopped(TurnError::new(ErrorCode::Protocol, message));
+            }
+        }
+        for event in events.drain(..) {
+            output.emit(&event)?;
+        }
+        if translator.is_ended() {
+            return Ok(translator.succeeded());
+        }
+    };
+    translator.finish(end, &mut events);
+    for event in events.drain(..) {
+        output.emit(&event)?;
+    }
+    Ok(translator.succeeded())
+}

@@ -1,0 +1,682 @@
+//! The translation from codex's JSONL stream to canonical events: a pure
+//! state machine (bytes in, events out; no I/O, no clocks), shared by `turn`
+//! and `replay`.
+//!
+//! [`Translator::line`] takes one line of codex's stdout and appends the
+//! events it causes; [`Translator::finish`] ends the run and appends exactly
+//! one terminal event unless a line already did. Nothing is appended after a
+//! terminal event.
+
+use serde_json::{json, Value};
+
+use crate::codex_event::{CodexEvent, CodexUsage, Item};
+use crate::event::{
+    ErrorCode, Event, NoticeLevel, TodoItem, ToolKind, ToolStatus, TurnError, Usage,
+};
+
+/// `tool_result.output` beyond this many bytes keeps its head and tail.
+pub const DEFAULT_OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// Lines that are not codex events become notices, up to this many a turn,
+/// so a stream of garbage cannot flood the host.
+const MAX_GARBAGE_NOTICES: usize = 3;
+
+/// What the translator knows before the first line.
+#[derive(Debug, Clone)]
+pub struct TurnContext {
+    /// The Plexum model id, echoed in `message_start`.
+    pub model: String,
+    /// The thread this run asked codex to resume, if any.
+    pub resumed_thread: Option<String>,
+    /// The thread's running totals before this turn; `None` when unknown
+    /// (a v0.1 session file, a replay).
+    pub previous_totals: Option<Usage>,
+    /// Notices the adapter already holds (stale or corrupt session), shown
+    /// right after `message_start`.
+    pub notices: Vec<Event>,
+    pub output_limit: usize,
+}
+
+/// How codex's stream ended when no terminal codex event came.
+#[derive(Debug, Clone)]
+pub enum StreamEnd {
+    /// The stream just ended: a replay, or codex exited 0 without finishing.
+    Closed,
+    /// Codex exited with a failure code or a signal; `how` says which.
+    Crashed { how: String, stderr_tail: String },
+    /// The adapter ended the turn itself (timeout, signal, a known stderr
+    /// cause); this is the terminal error.
+    Stopped(TurnError),
+}
+
+/// What [`Translator::line`] made of a line, for debug logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineOutcome {
+    /// The line produced events, or changed state.
+    Handled,
+    /// A known or unknown codex event that produces no output.
+    Ignored(String),
+    /// Not a codex event (not JSON, or not an object with a `type`).
+    NotAnEvent,
+    /// The turn had already ended.
+    AfterEnd,
+}
+
+pub struct Translator {
+    state: State,
+    context: TurnContext,
+    /// Events that came before codex named the thread; they follow
+    /// `message_start` (or the terminal error if no thread is ever named).
+    early: Vec<Event>,
+    session_id: Option<String>,
+    resumed: bool,
+    previous_totals: Option<Usage>,
+    /// A top-level non-retry `error`: the echo of a fatal message if the next
+    /// line is `turn.failed`, otherwise a notice.
+    held_error: Option<String>,
+    /// Tools started and not yet finished, in start order.
+    open_tools: Vec<OpenTool>,
+    agent_messages: usize,
+    last_todo: Option<Vec<TodoItem>>,
+    garbage_lines: usize,
+    succeeded: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Before `thread.started`: no `message_start` yet.
+    AwaitingThread,
+    /// `message_start` is out; items flow.
+    Running,
+    /// The terminal event is out; every further line is ignored.
+    Ended,
+}
+
+struct OpenTool {
+    id: String,
+    kind: ToolKind,
+}
+
+impl Translator {
+    pub fn new(mut context: TurnContext) -> Translator {
+        let notices = std::mem::take(&mut context.notices);
+        Translator {
+            state: State::AwaitingThread,
+            previous_totals: context.previous_totals,
+            early: notices,
+            session_id: None,
+            resumed: false,
+            held_error: None,
+            open_tools: Vec::new(),
+            agent_messages: 0,
+            last_todo: None,
+            garbage_lines: 0,
+            succeeded: false,
+            context,
+        }
+    }
+
+    /// The thread codex named, once it has.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.state == State::Ended
+    }
+
+    /// Whether the turn ended with `message_end`.
+    pub fn succeeded(&self) -> bool {
+        self.succeeded
+    }
+
+    /// The running totals this turn's usage is counted from: what the session
+    /// file should hold until the turn completes. `None` when unknown.
+    pub fn baseline(&self) -> Option<Usage> {
+        self.previous_totals
+    }
+
+    /// A line over the reader's cap was skipped; the host hears of it.
+    pub fn oversized_line(&mut self, length: usize, out: &mut Vec<Event>) {
+        if self.state == State::Ended {
+            return;
+        }
+        let message = format!(
+            "codex printed a line of {length} bytes, over the adapter's limit; it was skipped"
+        );
+        self.emit(Event::notice(NoticeLevel::Warning, message), out);
+    }
+
+    /// Translates one line of codex's stdout (without or with its `\n`).
+    pub fn line(&mut self, line: &[u8], out: &mut Vec<Event>) -> LineOutcome {
+        if self.state == State::Ended {
+            return LineOutcome::AfterEnd;
+        }
+        let line = trim_ascii_whitespace(line);
+        if line.is_empty() {
+            return LineOutcome::Ignored(String::from("(empty line)"));
+        }
+        let event = match CodexEvent::parse(line) {
+            Ok(event) => event,
+            Err(error) => {
+                self.release_held_error(out);
+                self.garbage(line, &error, out);
+                return LineOutcome::NotAnEvent;
+            }
+        };
+        match event {
+            CodexEvent::TurnFailed { message } => {
+                let held = self.held_error.take();
+                let message = match (message.is_empty(), held) {
+                    (true, Some(held)) => held,
+                    _ => message,
+                };
+                self.end_with(classify_failure(&message), out);
+                LineOutcome::Handled
+            }
+            CodexEvent::Error { message } if is_retry_notice(&message) => {
+                self.release_held_error(out);
+                self.emit(Event::notice(NoticeLevel::Info, message), out);
+                LineOutcome::Handled
+            }
+            CodexEvent::Error { message } => {
+                self.release_held_error(out);
+                self.held_error = Some(message);
+                LineOutcome::Handled
+            }
+            other => {
+                self.release_held_error(out);
+                self.event(other, out)
+            }
+        }
+    }
+
+    /// Ends the run: closes what is open and appends the terminal event,
+    /// unless a line already ended the turn.
+    pub fn finish(&mut self, end: StreamEnd, out: &mut Vec<Event>) {
+        if self.state == State::Ended {
+            return;
+        }
+        let held = self.held_error.take();
+        let error = match end {
+            StreamEnd::Stopped(error) => error,
+            StreamEnd::Crashed { how, stderr_tail } => {
+                let mut message = format!("codex {how} before finishing the turn");
+                if let Some(held) = held {
+                    message = format!("{message}: {held}");
+                }
+                TurnError::new(ErrorCode::CodexCrashed, message).with_detail(stderr_tail)
+            }
+            StreamEnd::Closed => {
+                let mut message =
+                    String::from("codex's output ended without turn.completed or turn.failed");
+                if let Some(held) = held {
+                    message = format!("{message}; its last error: {held}");
+                }
+                TurnError::new(ErrorCode::Protocol, message)
+            }
+        };
+        self.end_with(error, out);
+    }
+
+    fn event(&mut self, event: CodexEvent, out: &mut Vec<Event>) -> LineOutcome {
+        match event {
+            CodexEvent::ThreadStarted { thread_id } => {
+                if self.state != State::AwaitingThread {
+                    return LineOutcome::Ignored(String::from("thread.started (again)"));
+                }
+                self.start(thread_id, out);
+            }
+            CodexEvent::TurnStarted => return LineOutcome::Ignored(String::from("turn.started")),
+            CodexEvent::ItemStarted(item) => self.item_started(Item::from_value(item), out),
+            CodexEvent::ItemUpdated(item) => match Item::from_value(item) {
+                Item::TodoList { items } => self.todo(items, out),
+                _ => return LineOutcome::Ignored(String::from("item.updated")),
+            },
+            CodexEvent::ItemCompleted(item) => self.item_completed(Item::from_value(item), out),
+            CodexEvent::TurnCompleted { usage } => self.completed(usage, out),
+            CodexEvent::Unknown(kind) => return LineOutcome::Ignored(kind),
+            CodexEvent::TurnFailed { .. } | CodexEvent::Error { .. } => {
+                unreachable!("handled in line()")
+            }
+        }
+        LineOutcome::Handled
+    }
+
+    fn start(&mut self, thread_id: String, out: &mut Vec<Event>) {
+        let mut notices = Vec::new();
+        match &self.context.resumed_thread {
+            Some(asked) if *asked == thread_id => self.resumed = true,
+            Some(asked) => {
+                // Codex silently starts a new thread for ids it cannot resolve.
+                notices.push(Event::notice(
+                    NoticeLevel::Warning,
+                    format!(
+                        "codex started a new thread {thread_id} instead of resuming {asked}; \
+                         the earlier conversation is not in its context"
+                    ),
+                ));
+                self.previous_totals = Some(Usage::default());
+            }
+            None => {}
+        }
+        if self.resumed && self.previous_totals.is_none() {
+            notices.push(Event::notice(
+                NoticeLevel::Info,
+                "the thread's earlier usage totals are unknown (session file from v0.1); \
+                 this turn's usage is the thread's running total",
+            ));
+        }
+        out.push(Event::MessageStart {
+            session_id: thread_id.clone(),
+            resumed: self.resumed,
+            model: self.context.model.clone(),
+        });
+        self.session_id = Some(thread_id);
+        self.state = State::Running;
+        let early = std::mem::take(&mut self.early);
+        out.extend(early);
+        out.extend(notices);
+    }
+
+    /// Emits now, or holds until `message_start` when the thread is unnamed.
+    fn emit(&mut self, event: Event, out: &mut Vec<Event>) {
+        match self.state {
+            State::AwaitingThread => self.early.push(event),
+            State::Running => out.push(event),
+            State::Ended => {}
+        }
+    }
+
+    fn end_with(&mut self, error: TurnError, out: &mut Vec<Event>) {
+        self.close_open_tools(out);
+        out.append(&mut self.early);
+        out.push(Event::Error(error));
+        self.state = State::Ended;
+    }
+
+    fn completed(&mut self, usage: CodexUsage, out: &mut Vec<Event>) {
+        let thread_usage = Usage {
+            input_tokens: usage.input_tokens,
+            cached_input_tokens: usage.cached_input_tokens,
+            cache_write_tokens: usage.cache_write_input_tokens,
+            output_tokens: usage.output_tokens,
+            reasoning_tokens: usage.reasoning_output_tokens,
+        };
+        let turn_usage = match &self.previous_totals {
+            // A total below the previous one (two writers on codex 0.135)
+            // counts from zero; the new total becomes the baseline.
+            Some(previous) => thread_usage.since(previous).unwrap_or(thread_usage),
+            None => thread_usage,
+        };
+        self.close_open_tools(out);
+        let Some(session_id) = self.session_id.clone() else {
+            let error = TurnError::new(
+                ErrorCode::Protocol,
+                "codex reported turn.completed without naming its thread first",
+            );
+            self.end_with(error, out);
+            return;
+        };
+        out.push(Event::MessageEnd {
+            stop_reason: "end_turn",
+            usage: turn_usage,
+            thread_usage,
+            session_id,
+        });
+        self.state = State::Ended;
+        self.succeeded = true;
+    }
+
+    fn item_started(&mut self, item: Item, out: &mut Vec<Event>) {
+        match item {
+            Item::TodoList { items } => self.todo(items, out),
+            item => {
+                if let Some((call, _)) = tool_events(item, self.context.output_limit) {
+                    self.open_tool(call, out);
+                }
+            }
+        }
+    }
+
+    fn item_completed(&mut self, item: Item, out: &mut Vec<Event>) {
+        match item {
+            Item::AgentMessage { text } => {
+                let text = if self.agent_messages == 0 {
+                    text
+                } else {
+                    format!("\n\n{text}")
+                };
+                self.agent_messages += 1;
+                self.emit(Event::TextDelta { text }, out);
+            }
+            Item::Reasoning { text } => {
+                if !text.trim().is_empty() {
+                    self.emit(Event::Reasoning { text }, out);
+                }
+            }
+            Item::TodoList { items } => self.todo(items, out),
+            Item::Warning { message } => {
+                self.emit(Event::notice(NoticeLevel::Warning, message), out)
+            }
+            item => {
+                let Some((call, result)) = tool_events(item, self.context.output_limit) else {
+                    return;
+                };
+                let Event::ToolCall { id, .. } = &call else {
+                    unreachable!("tool_events returns a tool_call first")
+                };
+                match self.open_tools.iter().position(|tool| tool.id == *id) {
+                    Some(index) => {
+                        self.open_tools.remove(index);
+                    }
+                    // Completed without a start (some item types, some versions).
+                    None => self.emit(call, out),
+                }
+                self.emit(result, out);
+            }
+        }
+    }
+
+    fn open_tool(&mut self, call: Event, out: &mut Vec<Event>) {
+        let Event::ToolCall { id, kind, .. } = &call else {
+            return;
+        };
+        if self.open_tools.iter().any(|tool| tool.id == *id) {
+            return;
+        }
+        self.open_tools.push(OpenTool {
+            id: id.clone(),
+            kind: *kind,
+        });
+        self.emit(call, out);
+    }
+
+    fn close_open_tools(&mut self, out: &mut Vec<Event>) {
+        for tool in std::mem::take(&mut self.open_tools) {
+            let result = Event::ToolResult {
+                id: tool.id,
+                kind: tool.kind,
+                status: ToolStatus::Failed,
+                output: String::from("codex reported no result for this tool call"),
+                exit_code: (tool.kind == ToolKind::Command).then_some(None),
+            };
+            self.emit(result, out);
+        }
+    }
+
+    fn todo(&mut self, items: Vec<(String, bool)>, out: &mut Vec<Event>) {
+        let items: Vec<TodoItem> = items
+            .into_iter()
+            .map(|(text, done)| TodoItem { text, done })
+            .collect();
+        // Codex repeats the same snapshot at turn end; only changes are news.
+        if self.last_todo.as_ref() == Some(&items) {
+            return;
+        }
+        self.last_todo = Some(items.clone());
+        self.emit(Event::Todo { items }, out);
+    }
+
+    fn release_held_error(&mut self, out: &mut Vec<Event>) {
+        if let Some(message) = self.held_error.take() {
+            self.emit(Event::notice(NoticeLevel::Warning, message), out);
+        }
+    }
+
+    fn garbage(&mut self, line: &[u8], error: &serde_json::Error, out: &mut Vec<Event>) {
+        self.garbage_lines += 1;
+        if self.garbage_lines > MAX_GARBAGE_NOTICES {
+            return;
+        }
+        let shown = String::from_utf8_lossy(&line[..line.len().min(200)]);
+        let mut message = format!("codex printed a line that is not an event ({error}): {shown}");
+        if self.garbage_lines == MAX_GARBAGE_NOTICES {
+            message.push_str(" (further such lines are not shown)");
+        }
+        self.emit(Event::notice(NoticeLevel::Warning, message), out);
+    }
+}
+
+/// The `tool_call` and `tool_result` for a tool item; `None` for items that
+/// are not actions.
+fn tool_events(item: Item, output_limit: usize) -> Option<(Event, Event)> {
+    let (id, kind, name, input, status, output, exit_code) = match item {
+        Item::Command {
+            id,
+            command,
+            output,
+            exit_code,
+            status,
+        } => {
+            let status = match status.as_str() {
+                "in_progress" | "completed" if exit_code.is_some_and(|code| code != 0) => {
+                    ToolStatus::Failed
+                }
+                _ => tool_status(&status),
+            };
+            let input = json!({ "command": command });
+            let name = String::from("shell");
+            (
+                id,
+                ToolKind::Command,
+                name,
+                input,
+                status,
+                output,
+                Some(exit_code),
+            )
+        }
+        Item::FileChange {
+            id,
+            changes,
+            status,
+        } => {
+            let listed: Vec<Value> = changes
+                .iter()
+                .map(|change| json!({ "path": change.path, "kind": change.kind }))
+                .collect();
+            let output = changes
+                .iter()
+                .map(|change| format!("{} {}", change.kind, change.path))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let input = json!({ "changes": listed });
+            let name = String::from("apply_patch");
+            (
+                id,
+                ToolKind::FileChange,
+                name,
+                input,
+                tool_status(&status),
+                output,
+                None,
+            )
+        }
+        Item::Mcp {
+            id,
+            server,
+            tool,
+            arguments,
+            result,
+            error,
+            status,
+        } => {
+            let output = match error {
+                Value::Null => mcp_result_text(result),
+                Value::String(message) => message,
+                error => error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+                    .unwrap_or_else(|| error.to_string()),
+            };
+            let input = json!({ "server": server, "arguments": arguments });
+            (
+                id,
+                ToolKind::Mcp,
+                tool,
+                input,
+                tool_status(&status),
+                output,
+                None,
+            )
+        }
+        Item::WebSearch { id, query, action } => {
+            let input = json!({ "query": query, "action": action });
+            let name = String::from("web_search");
+            let status = ToolStatus::Completed;
+            (
+                id,
+                ToolKind::WebSearch,
+                name,
+                input,
+                status,
+                String::new(),
+                None,
+            )
+        }
+        Item::Other {
+            id,
+            item_type,
+            status: Some(status),
+            fields,
+        } => (
+            id,
+            ToolKind::Other,
+            item_type,
+            fields,
+            tool_status(&status),
+            String::new(),
+            None,
+        ),
+        _ => return None,
+    };
+    let call = Event::ToolCall {
+        id: id.clone(),
+        kind,
+        name,
+        input,
+    };
+    let result = Event::ToolResult {
+        id,
+        kind,
+        status,
+        output: bound_output(output, output_limit),
+        exit_code,
+    };
+    Some((call, result))
+}
+
+fn tool_status(status: &str) -> ToolStatus {
+    match status {
+        "failed" => ToolStatus::Failed,
+        "declined" => ToolStatus::Declined,
+        _ => ToolStatus::Completed,
+    }
+}
+
+/// An MCP result's text contents, or its JSON when it has another shape.
+fn mcp_result_text(result: Value) -> String {
+    if let Some(content) = result.get("content").and_then(Value::as_array) {
+        let texts: Option<Vec<&str>> = content
+            .iter()
+            .map(|part| part.get("text").and_then(Value::as_str))
+            .collect();
+        if let Some(texts) = texts {
+            return texts.join("\n");
+        }
+    }
+    match result {
+        Value::Null => String::new(),
+        Value::String(text) => text,
+        other => other.to_string(),
+    }
+}
+
+/// Cuts `output` to about `limit` bytes, keeping head and tail on character
+/// boundaries, with a marker saying how much was left out.
+pub fn bound_output(output: String, limit: usize) -> String {
+    if output.len() <= limit {
+        return output;
+    }
+    let half = limit / 2;
+    let mut head_end = half;
+    while !output.is_char_boundary(head_end) {
+        head_end -= 1;
+    }
+    let mut tail_start = output.len() - half;
+    while !output.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
+    let omitted = tail_start - head_end;
+    format!(
+        "{}\n[… {omitted} bytes of output omitted …]\n{}",
+        &output[..head_end],
+        &output[tail_start..]
+    )
+}
+
+fn is_retry_notice(message: &str) -> bool {
+    message.starts_with("Reconnecting...") || message.starts_with("Reconnecting…")
+}
+
+/// Which failure codex reported, by its text (exec drops the structured
+/// error kinds). Order matters: "stream disconnected … Rate limit reached"
+/// is a rate limit, not a transport problem.
+const FAILURE_PATTERNS: &[(&str, ErrorCode, bool)] = &[
+    ("401 unauthorized", ErrorCode::Auth, false),
+    ("403 forbidden", ErrorCode::Auth, false),
+    ("status 401", ErrorCode::Auth, false),
+    ("status 403", ErrorCode::Auth, false),
+    ("not logged in", ErrorCode::Auth, false),
+    ("usage limit", ErrorCode::RateLimited, true),
+    ("quota exceeded", ErrorCode::RateLimited, true),
+    ("insufficient_quota", ErrorCode::RateLimited, true),
+    ("429 too many requests", ErrorCode::RateLimited, true),
+    ("rate limit", ErrorCode::RateLimited, true),
+    ("context window", ErrorCode::ContextWindow, false),
+    ("context_length_exceeded", ErrorCode::ContextWindow, false),
+    ("high demand", ErrorCode::TurnFailed, true),
+    ("at capacity", ErrorCode::TurnFailed, true),
+    ("stream disconnected", ErrorCode::TurnFailed, true),
+    ("idle timeout", ErrorCode::TurnFailed, true),
+    ("internal server error", ErrorCode::TurnFailed, true),
+    ("service unavailable", ErrorCode::TurnFailed, true),
+    ("bad gateway", ErrorCode::TurnFailed, true),
+    ("gateway timeout", ErrorCode::TurnFailed, true),
+];
+
+/// The terminal error for codex's `turn.failed` message.
+pub fn classify_failure(message: &str) -> TurnError {
+    let lowered = message.to_lowercase();
+    let (code, retryable) = FAILURE_PATTERNS
+        .iter()
+        .find(|(pattern, _, _)| lowered.contains(pattern))
+        .map(|(_, code, retryable)| (*code, *retryable))
+        .unwrap_or((ErrorCode::TurnFailed, false));
+    let message = if message.is_empty() {
+        String::from("codex reported turn.failed without a message")
+    } else {
+        message.to_string()
+    };
+    TurnError {
+        code,
+        message,
+        retryable,
+        detail: None,
+    }
+}
+
+fn trim_ascii_whitespace(line: &[u8]) -> &[u8] {
+    let start = line.iter().position(|b| !b.is_ascii_whitespace());
+    let Some(start) = start else { return &[] };
+    let end = line
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .unwrap_or(start);
+    &line[start..=end]
+}
+
+#[cfg(test)]
+mod tests;

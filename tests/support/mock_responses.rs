@@ -1,0 +1,365 @@
+//! A mock of the OpenAI Responses API on loopback (std only), for the real
+//! codex CLI to talk to: it answers `POST /v1/responses` with a scripted
+//! Server-Sent-Events reply chosen by a `mock:NAME` word in the user's
+//! latest message, and remembers every request and the usage it reported.
+//!
+//! Scenarios (the word anywhere in the message):
+//! - none: one message echoing the user's text;
+//! - `mock:multi` two messages; `mock:reason` a reasoning summary first;
+//! - `mock:tool` one `exec_command` call, then an answer; `mock:tool2` two;
+//!   `mock:toolfail` a failing command; `mock:exec CMD` runs CMD (to the end
+//!   of the line);
+//! - `mock:e401`, `mock:e403`, `mock:e429`, `mock:e500` HTTP errors;
+//!   `mock:ctx` / `mock:failed` a `response.failed`;
+//! - `mock:slow` text deltas 200 ms apart; `mock:hang` never answers.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// Usage the mock reported for one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReportedUsage {
+    pub input_tokens: u64,
+    pub cached_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    requests: Mutex<Vec<Value>>,
+    usage: Mutex<Vec<ReportedUsage>>,
+    stop: AtomicBool,
+    responses: AtomicUsize,
+}
+
+pub struct MockServer {
+    pub port: u16,
+    shared: Arc<Shared>,
+}
+
+impl MockServer {
+    pub fn start() -> MockServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the mock server on loopback");
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::new(Shared::default());
+        let accept_shared = Arc::clone(&shared);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if accept_shared.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                let shared = Arc::clone(&accept_shared);
+                thread::spawn(move || {
+                    let _ = serve(stream, &shared);
+                });
+            }
+        });
+        MockServer { port, shared }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    /// Writes `config.toml` of a CODEX_HOME that points codex at this mock.
+    pub fn write_codex_home(&self, codex_home: &Path) {
+        std::fs::create_dir_all(codex_home).unwrap();
+        let config = format!(
+            "model = \"mock-model\"\n\
+             model_provider = \"mock\"\n\
+             [model_providers.mock]\n\
+             name = \"Mock\"\n\
+             base_url = \"{}\"\n\
+             wire_api = \"responses\"\n\
+             request_max_retries = 0\n\
+             stream_max_retries = 0\n\
+             supports_websockets = false\n",
+            self.base_url()
+        );
+        std::fs::write(codex_home.join("config.toml"), config).unwrap();
+    }
+
+    /// Every request body codex sent, in order.
+    pub fn requests(&self) -> Vec<Value> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// The usage reported for every completed response, in order.
+    pub fn reported_usage(&self) -> Vec<ReportedUsage> {
+        self.shared.usage.lock().unwrap().clone()
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// The text of every user message in a request's `input`, in order.
+pub fn user_texts(request: &Value) -> Vec<String> {
+    let Some(items) = request.get("input").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter(|item| item.get("role").and_then(Value::as_str) == Some("user"))
+        .filter_map(|item| item.get("content").and_then(Value::as_array))
+        .map(|parts| {
+            parts
+                .iter()
+                .filter_map(|part| part.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("")
+        })
+        .collect()
+}
+
+fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut content_length = 0usize;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 {
+            return Ok(());
+        }
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                content_length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0u8; content_length];
+    reader.read_exact(&mut body)?;
+    if !request_line.starts_with("POST") || !request_line.contains("/responses") {
+        let reply = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        return stream.write_all(reply.as_bytes());
+    }
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    shared.requests.lock().unwrap().push(request.clone());
+    respond(&mut stream, &request, shared)
+}
+
+/// How many tool outputs follow the latest user message: where a scripted
+/// tool conversation stands.
+fn tool_outputs_since_user(request: &Value) -> usize {
+    let Some(items) = request.get("input").and_then(Value::as_array) else {
+        return 0;
+    };
+    let last_user = items
+        .iter()
+        .rposition(|item| item.get("role").and_then(Value::as_str) == Some("user"))
+        .unwrap_or(0);
+    items[last_user..]
+        .iter()
+        .filter(|item| item.get("type").and_then(Value::as_str) == Some("function_call_output"))
+        .count()
+}
+
+fn last_tool_output(request: &Value) -> String {
+    request
+        .get("input")
+        .and_then(Value::as_array)
+        .and_then(|items| {
+            items.iter().rev().find(|item| {
+                item.get("type").and_then(Value::as_str) == Some("function_call_output")
+            })
+        })
+        .and_then(|item| item.get("output"))
+        .map(|output| match output {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default()
+}
+
+fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io::Result<()> {
+    let user = user_texts(request).pop().unwrap_or_default();
+    let scenario = user
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("mock:"))
+        .unwrap_or("echo")
+        .to_string();
+    let response_number = shared.responses.fetch_add(1, Ordering::SeqCst);
+    let id = format!("resp_{response_number}");
+    let tools_done = tool_outputs_since_user(request);
+    let input_items = request
+        .get("input")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len) as u64;
+    let usage = ReportedUsage {
+        input_tokens: 1000 + 10 * input_items,
+        cached_tokens: 100 + input_items,
+        output_tokens: 20 + input_items,
+        reasoning_tokens: 3,
+    };
+
+    let http_error = |status: &str, body: Value| {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+            body.to_string().len(),
+            body
+        )
+    };
+    let command_call = |command: &str| {
+        let arguments = json!({ "cmd": command, "yield_time_ms": 10000 }).to_string();
+        json!({"type": "function_call", "id": format!("fc_{response_number}"), "call_id": format!("call_{response_number}"),
+               "name": "exec_command", "arguments": arguments})
+    };
+
+    let mut items: Vec<Value> = Vec::new();
+    let mut slow_deltas = false;
+    match scenario.as_str() {
+        "e401" => {
+            let body = json!({"error": {"message": "Incorrect API key provided: sk-mock.", "type": "invalid_request_error", "code": "invalid_api_key"}});
+            return stream.write_all(http_error("401 Unauthorized", body).as_bytes());
+        }
+        "e403" => {
+            return stream.write_all(
+                http_error("403 Forbidden", json!({"error": {"message": "forbidden"}})).as_bytes(),
+            );
+        }
+        "e429" => {
+            let body = json!({"error": {"message": "Rate limit reached.", "type": "rate_limit_exceeded", "code": "rate_limit_exceeded"}});
+            return stream.write_all(http_error("429 Too Many Requests", body).as_bytes());
+        }
+        "e500" => {
+            return stream.write_all(
+                http_error(
+                    "500 Internal Server Error",
+                    json!({"error": {"message": "boom"}}),
+                )
+                .as_bytes(),
+            );
+        }
+        "hang" => {
+            // Accept and never answer, until the test ends.
+            while !shared.stop.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(100));
+            }
+            return Ok(());
+        }
+        "ctx" | "failed" => {
+            let error = if scenario == "ctx" {
+                json!({"code": "context_length_exceeded", "message": "Your input exceeds the context window of this model."})
+            } else {
+                json!({"code": "server_error", "message": "mock response.failed: something broke"})
+            };
+            let events = vec![
+                json!({"type": "response.created", "response": {"id": id}}),
+                json!({"type": "response.failed", "response": {"id": id, "error": error}}),
+            ];
+            return write_sse(stream, &events, false);
+        }
+        "tool" | "tool2" | "toolfail" | "exec" => {
+            let wanted = if scenario == "tool2" { 2 } else { 1 };
+            if tools_done < wanted {
+                let command = match scenario.as_str() {
+                    "toolfail" => String::from("echo failing >&2; exit 3"),
+                    "exec" => user
+                        .split_once("mock:exec ")
+                        .map(|(_, rest)| rest.lines().next().unwrap_or_default().to_string())
+                        .unwrap_or_default(),
+                    _ if tools_done == 0 => String::from("echo hello-from-tool && echo line2"),
+                    _ => String::from("echo second"),
+                };
+                if scenario == "tool2" && tools_done == 0 {
+                    items.push(message_item(&id, 0, "Let me run two commands."));
+                }
+                items.push(command_call(&command));
+            } else {
+                let output = last_tool_output(request);
+                let head: String = output.chars().take(60).collect();
+                items.push(message_item(
+                    &id,
+                    1,
+                    &format!("done after {tools_done} tool call(s): {head}"),
+                ));
+            }
+        }
+        "multi" => {
+            items.push(message_item(&id, 0, "First message (commentary)."));
+            items.push(message_item(&id, 1, "Second message (final)."));
+        }
+        "reason" => {
+            items.push(json!({"type": "reasoning", "id": format!("rs_{response_number}"),
+                              "summary": [{"type": "summary_text", "text": "**Thinking hard** about the request"}]}));
+            items.push(message_item(&id, 1, "Answer after reasoning."));
+        }
+        "slow" => {
+            slow_deltas = true;
+            items.push(message_item(&id, 0, "Slow streamed answer in parts."));
+        }
+        _ => {
+            let shown: String = user.chars().take(80).collect();
+            let more = if user.chars().count() > 80 { "…" } else { "" };
+            items.push(message_item(&id, 0, &format!("echo: {shown}{more}")));
+        }
+    }
+
+    let mut events = vec![json!({"type": "response.created", "response": {"id": id}})];
+    for (index, item) in items.into_iter().enumerate() {
+        if slow_deltas {
+            if let Some(text) = item.pointer("/content/0/text").and_then(Value::as_str) {
+                for word in text.split_inclusive(' ') {
+                    events.push(json!({"type": "response.output_text.delta", "output_index": index, "delta": word}));
+                }
+            }
+        }
+        events.push(
+            json!({"type": "response.output_item.done", "output_index": index, "item": item}),
+        );
+    }
+    events.push(
+        json!({"type": "response.completed", "response": {"id": id, "usage": {
+        "input_tokens": usage.input_tokens,
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "total_tokens": usage.input_tokens + usage.output_tokens}}}),
+    );
+    write_sse(stream, &events, slow_deltas)?;
+    shared.usage.lock().unwrap().push(usage);
+    Ok(())
+}
+
+fn message_item(response_id: &str, index: usize, text: &str) -> Value {
+    json!({"type": "message", "role": "assistant", "id": format!("msg_{response_id}_{index}"),
+           "content": [{"type": "output_text", "text": text}]})
+}
+
+fn write_sse(stream: &mut TcpStream, events: &[Value], slow: bool) -> std::io::Result<()> {
+    stream.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
+    )?;
+    for event in events {
+        let kind = event
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("message");
+        stream.write_all(format!("event: {kind}\ndata: {event}\n\n").as_bytes())?;
+        stream.flush()?;
+        if slow && kind == "response.output_text.delta" {
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Ok(())
+}
