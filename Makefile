@@ -19,7 +19,7 @@ run: codex
 	cargo run --quiet --example demo
 
 # Every test: unit tests, golden replays, end-to-end with the real codex.
-test: codex
+test: codex check
 	cargo test --all-targets
 
 check:

@@ -1,4 +1,10 @@
-//! The integration tests: one binary driving the built executable.
+//! The integration tests: one binary driving the built executable, with
+//! the real codex CLI against a mock Responses server.
 
 #[path = "../support/mock_responses.rs"]
 mod mock_responses;
+
+mod e2e;
+mod golden;
+mod record;
+mod support;

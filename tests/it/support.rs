@@ -1,0 +1,357 @@
+//! Driving the built executable in an isolated environment: a folder per
+//! test under the target dir, a mock Responses server, a CODEX_HOME pointing
+//! codex at it, and strict decoding of what the adapter prints.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::mock_responses::MockServer;
+
+pub const ADAPTER: &str = env!("CARGO_BIN_EXE_plexum-openai-provider");
+
+/// The pinned codex launcher (`node_modules/.bin/codex`), installed by make.
+pub fn codex_launcher() -> PathBuf {
+    codex_from("PLEXUM_TEST_CODEX", "0.169.0")
+}
+
+/// The oldest supported codex launcher.
+pub fn codex_launcher_oldest() -> PathBuf {
+    codex_from("PLEXUM_TEST_CODEX_OLDEST", "0.135.0")
+}
+
+fn codex_from(variable: &str, version: &str) -> PathBuf {
+    let path = std::env::var_os(variable)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!(".codex/{version}/node_modules/.bin/codex"))
+        });
+    assert!(
+        path.exists(),
+        "the real codex CLI {version} is not installed at {}; run the tests with `make test`, which installs it",
+        path.display()
+    );
+    path
+}
+
+/// A fresh folder for one test, under the target dir (not /tmp: codex
+/// warns about a CODEX_HOME under the system temp folder).
+pub fn scratch(name: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("it/{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// One test's world: a workspace, a mock, a CODEX_HOME and a config file.
+pub struct World {
+    pub dir: PathBuf,
+    pub workspace: PathBuf,
+    pub config: PathBuf,
+    pub mock: MockServer,
+}
+
+impl World {
+    /// With the pinned real codex.
+    pub fn new(name: &str) -> World {
+        World::with_codex(name, &codex_launcher())
+    }
+
+    pub fn with_codex(name: &str, codex: &Path) -> World {
+        World::with_config(
+            name,
+            |codex_home| serde_json::json!({ "binary": codex, "env": { "CODEX_HOME": codex_home } }),
+        )
+    }
+
+    pub fn with_config(name: &str, config: impl FnOnce(&Path) -> Value) -> World {
+        let dir = scratch(name);
+        let workspace = dir.join("workspace");
+        let codex_home = dir.join("codex-home");
+        std::fs::create_dir_all(&workspace).unwrap();
+        let mock = MockServer::start();
+        mock.write_codex_home(&codex_home);
+        let config_path = dir.join("config.json");
+        std::fs::write(&config_path, config(&codex_home).to_string()).unwrap();
+        World {
+            dir,
+            workspace,
+            config: config_path,
+            mock,
+        }
+    }
+
+    /// `turn --workspace W --config C [extra] -- MESSAGE`
+    pub fn turn(&self, message: &str) -> Run {
+        self.turn_with(&[], message, None)
+    }
+
+    pub fn turn_with(&self, extra: &[&str], message: &str, stdin: Option<&[u8]>) -> Run {
+        let mut command = self.turn_command(extra, message);
+        run(&mut command, stdin)
+    }
+
+    pub fn turn_command(&self, extra: &[&str], message: &str) -> Command {
+        let mut command = adapter();
+        command
+            .arg("turn")
+            .arg("--workspace")
+            .arg(&self.workspace)
+            .arg("--config")
+            .arg(&self.config)
+            .args(extra)
+            .args(["--", message]);
+        command
+    }
+
+    pub fn session_file(&self) -> Option<Value> {
+        let text = std::fs::read_to_string(self.workspace.join(".plexum-codex-session")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+/// The adapter with a clean environment: no user config, no inherited log level.
+pub fn adapter() -> Command {
+    let mut command = Command::new(ADAPTER);
+    command
+        .env_remove("PLEXUM_OPENAI_PROVIDER_CONFIG")
+        .env_remove("PLEXUM_LOG")
+        .env(
+            "HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("it/no-home"),
+        );
+    command
+}
+
+pub fn spawn(command: &mut Command, stdin: Option<&[u8]>) -> Child {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("start the adapter");
+    let mut pipe = child.stdin.take().unwrap();
+    let input = stdin.map(<[u8]>::to_vec).unwrap_or_default();
+    std::thread::spawn(move || {
+        let _ = pipe.write_all(&input);
+    });
+    child
+}
+
+pub fn run(command: &mut Command, stdin: Option<&[u8]>) -> Run {
+    let child = spawn(command, stdin);
+    Run::from_output(child.wait_with_output().unwrap())
+}
+
+/// What one run printed, decoded.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub events: Vec<Value>,
+}
+
+impl Run {
+    pub fn from_output(output: Output) -> Run {
+        let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let events = stdout
+            .lines()
+            .map(|line| {
+                let value: Value = serde_json::from_str(line).unwrap_or_else(|e| {
+                    panic!("stdout line is not JSON ({e}): {line:?}\nstderr: {stderr}")
+                });
+                // Our own output is decoded strictly: an unknown field or a
+                // wrong type is a failure.
+                if let Err(error) = serde_json::from_value::<Strict>(value.clone()) {
+                    panic!("event does not match PROTOCOL.md ({error}): {line}");
+                }
+                value
+            })
+            .collect();
+        let run = Run {
+            status: output.status,
+            stdout,
+            stderr,
+            events,
+        };
+        run.check_terminal_rule();
+        run
+    }
+
+    /// PROTOCOL.md section 3: exactly one terminal event, last; exit code
+    /// 0 after message_end only.
+    pub fn check_terminal_rule(&self) {
+        let terminal: Vec<usize> = (0..self.events.len())
+            .filter(|&i| matches!(self.kind(i), "message_end" | "error"))
+            .collect();
+        assert_eq!(
+            terminal,
+            [self.events.len().saturating_sub(1)],
+            "exactly one terminal event, last:\n{}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        let completed = self.kind(self.events.len() - 1) == "message_end";
+        assert_eq!(
+            self.status.success(),
+            completed,
+            "exit status {:?} after {}",
+            self.status,
+            self.stdout
+        );
+    }
+
+    fn kind(&self, index: usize) -> &str {
+        self.events[index]["type"].as_str().unwrap_or_default()
+    }
+
+    pub fn types(&self) -> Vec<&str> {
+        (0..self.events.len()).map(|i| self.kind(i)).collect()
+    }
+
+    pub fn terminal(&self) -> &Value {
+        self.events.last().unwrap()
+    }
+
+    pub fn error_code(&self) -> &str {
+        let terminal = self.terminal();
+        assert_eq!(
+            terminal["type"], "error",
+            "expected an error, got {}",
+            self.stdout
+        );
+        terminal["code"].as_str().unwrap()
+    }
+
+    pub fn of_type(&self, kind: &str) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["type"] == kind).collect()
+    }
+
+    pub fn text(&self) -> String {
+        self.of_type("text_delta")
+            .iter()
+            .map(|e| e["text"].as_str().unwrap())
+            .collect()
+    }
+
+    pub fn session_id(&self) -> &str {
+        self.events[0]["session_id"]
+            .as_str()
+            .expect("message_start first")
+    }
+}
+
+/// The event shapes of PROTOCOL.md section 4, strictly.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum Strict {
+    MessageStart {
+        session_id: String,
+        resumed: bool,
+        model: String,
+    },
+    TextDelta {
+        text: String,
+    },
+    Reasoning {
+        text: String,
+    },
+    ToolCall {
+        id: String,
+        kind: ToolKind,
+        name: String,
+        input: serde_json::Map<String, Value>,
+    },
+    ToolResult {
+        id: String,
+        kind: ToolKind,
+        status: ToolStatus,
+        output: String,
+        #[serde(default)]
+        exit_code: Option<i64>,
+    },
+    Todo {
+        items: Vec<StrictTodo>,
+    },
+    Notice {
+        level: Level,
+        message: String,
+    },
+    MessageEnd {
+        stop_reason: StopReason,
+        usage: StrictUsage,
+        thread_usage: StrictUsage,
+        session_id: String,
+    },
+    Error {
+        code: String,
+        message: String,
+        retryable: bool,
+        #[serde(default)]
+        detail: Option<String>,
+    },
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ToolKind {
+    Command,
+    FileChange,
+    Mcp,
+    WebSearch,
+    Other,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ToolStatus {
+    Completed,
+    Failed,
+    Declined,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Level {
+    Info,
+    Warning,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StopReason {
+    EndTurn,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrictTodo {
+    text: String,
+    done: bool,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrictUsage {
+    input_tokens: u64,
+    cached_input_tokens: u64,
+    cache_write_tokens: u64,
+    output_tokens: u64,
+    reasoning_tokens: u64,
+}
