@@ -4,9 +4,10 @@
 
 use std::io::{self, BufRead, Write};
 
-/// Lines longer than this are skipped (reported, not kept). Codex prints
-/// command outputs of several MB in one line; 64 MiB leaves room for those.
-pub const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+/// Lines longer than this are skipped (reported, not kept), so memory stays
+/// bounded whatever codex prints. Codex prints a command's whole output in
+/// one line; 16 MiB leaves room for outputs of several MB.
+pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum LineRead {

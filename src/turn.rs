@@ -471,7 +471,14 @@ fn pump(
         let wait = deadline.saturating_duration_since(Instant::now()).min(TICK);
         let message = match process.lines.recv_timeout(wait) {
             Ok(message) => message,
-            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Timeout) => {
+                // Codex is silent: a host that went away would otherwise go
+                // unnoticed until the next event.
+                if stdout_closed() {
+                    return LoopEnd::HostGone;
+                }
+                continue;
+            }
             Err(RecvTimeoutError::Disconnected) => return LoopEnd::StreamClosed,
         };
         match message {
@@ -519,6 +526,19 @@ fn wait_for_exit(
             Ok(None) => {}
         }
     }
+}
+
+/// Whether the reader of our stdout is gone (a pipe whose read end was
+/// closed polls as an error).
+fn stdout_closed() -> bool {
+    let mut stdout = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no waiting.
+    let ready = unsafe { libc::poll(&mut stdout, 1, 0) };
+    ready > 0 && stdout.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
 fn stop_reason(deadline: Instant) -> Option<TurnError> {

@@ -5,6 +5,7 @@
 mod mock_responses;
 
 mod e2e;
+mod faults;
 mod golden;
 mod record;
 mod support;

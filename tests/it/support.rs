@@ -137,12 +137,32 @@ pub fn spawn(command: &mut Command, stdin: Option<&[u8]>) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().expect("start the adapter");
+    watchdog(child.id());
     let mut pipe = child.stdin.take().unwrap();
     let input = stdin.map(<[u8]>::to_vec).unwrap_or_default();
     std::thread::spawn(move || {
         let _ = pipe.write_all(&input);
     });
     child
+}
+
+/// No adapter run may outlive this, even from a broken build: a test then
+/// fails instead of hanging the suite.
+const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn watchdog(pid: u32) {
+    std::thread::spawn(move || {
+        std::thread::sleep(RUN_LIMIT);
+        // Only a live adapter process with this pid (not a reused pid).
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("plexum-openai-provider") {
+            eprintln!("watchdog: adapter {pid} ran past {RUN_LIMIT:?}; killing it");
+            // SAFETY: plain syscall.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+        }
+    });
 }
 
 pub fn run(command: &mut Command, stdin: Option<&[u8]>) -> Run {

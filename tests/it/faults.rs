@@ -1,0 +1,540 @@
+//! Turns that go wrong: time, signals, a closed host pipe, processes left
+//! behind, concurrency, stale state, bad input. The real codex wherever it
+//! can show the fault; a fake codex script for faults it cannot produce on
+//! demand (garbage, truncation, floods, crashes).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::{run, spawn, Run, World};
+
+/// Reads the adapter's stdout until an event of `kind` arrives; returns
+/// the lines read and the rest of the reader.
+fn read_until(child: &mut Child, kind: &str) -> (Vec<Value>, BufReader<std::process::ChildStdout>) {
+    let stdout = child.stdout.take().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut events = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "stdout ended before {kind}: {events:?}"
+        );
+        let event: Value = serde_json::from_str(&line).unwrap();
+        let found = event["type"] == kind;
+        events.push(event);
+        if found {
+            return (events, reader);
+        }
+    }
+}
+
+/// The rest of the run: remaining stdout, then the exit and stderr.
+fn finish(
+    mut child: Child,
+    mut reader: BufReader<std::process::ChildStdout>,
+    mut earlier: Vec<Value>,
+) -> Run {
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let mut stdout: String = earlier.drain(..).map(|e| format!("{e}\n")).collect();
+    stdout.push_str(&rest);
+    Run::from_output(std::process::Output {
+        status: output.status,
+        stdout: stdout.into_bytes(),
+        stderr: output.stderr,
+    })
+}
+
+fn send_signal(child: &Child, signal: i32) {
+    // SAFETY: plain syscall on our own unreaped child.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+}
+
+/// Live processes (not zombies) whose working directory is `dir` or whose
+/// command line holds `marker`.
+fn processes(dir: Option<&Path>, marker: Option<&str>) -> Vec<String> {
+    let dir = dir.map(|d| std::fs::canonicalize(d).unwrap());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next());
+        if matches!(state, None | Some("Z") | Some("X")) {
+            continue;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
+        let in_dir = dir.is_some() && cwd.as_deref() == dir.as_deref();
+        let marked = marker.is_some_and(|m| cmdline.contains(m));
+        if in_dir || marked {
+            found.push(format!("{pid}: {cmdline}"));
+        }
+    }
+    found
+}
+
+/// Waits (generously) for processes to disappear; returns the survivors.
+fn survivors(dir: Option<&Path>, marker: Option<&str>) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = processes(dir, marker);
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_silent_provider_ends_in_timeout() {
+    let world = World::new("timeout");
+    let started = Instant::now();
+    let run = world.turn_with(&["--timeout", "2"], "mock:hang", None);
+    assert_eq!(run.error_code(), "timeout", "{}", run.stdout);
+    assert_eq!(run.terminal()["retryable"], true);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "a generous bound: {:?}",
+        started.elapsed()
+    );
+    assert!(survivors(Some(&world.workspace), None).is_empty());
+    // The thread was saved: the next turn resumes it.
+    assert_eq!(world.session_file().unwrap()["thread_id"], run.session_id());
+}
+
+#[test]
+fn signals_cancel_the_turn_and_stop_codex() {
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        let world = World::new("signal");
+        let mut child = spawn(&mut world.turn_command(&[], "mock:hang"), None);
+        let (events, reader) = read_until(&mut child, "message_start");
+        send_signal(&child, signal);
+        let run = finish(child, reader, events);
+        assert_eq!(
+            run.error_code(),
+            "cancelled",
+            "signal {signal}: {}",
+            run.stdout
+        );
+        assert!(!run.status.success());
+        assert!(
+            survivors(Some(&world.workspace), None).is_empty(),
+            "signal {signal}"
+        );
+    }
+}
+
+#[test]
+fn a_host_that_closes_stdout_stops_the_turn_quietly() {
+    let world = World::new("epipe");
+    let mut child = spawn(&mut world.turn_command(&[], "mock:hang"), None);
+    let (_, reader) = read_until(&mut child, "message_start");
+    drop(reader);
+    let started = Instant::now();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "it noticed: {:?}",
+        started.elapsed()
+    );
+    assert!(survivors(Some(&world.workspace), None).is_empty());
+}
+
+#[test]
+fn a_killed_adapter_takes_codex_with_it_and_keeps_the_thread() {
+    let world = World::new("sigkill");
+    let mut child = spawn(&mut world.turn_command(&[], "mock:hang"), None);
+    let (events, _reader) = read_until(&mut child, "message_start");
+    send_signal(&child, libc::SIGKILL);
+    child.wait().unwrap();
+    assert!(
+        survivors(Some(&world.workspace), None).is_empty(),
+        "codex outlived the adapter"
+    );
+    // The thread id was saved before message_start was shown.
+    assert_eq!(
+        world.session_file().unwrap()["thread_id"],
+        events[0]["session_id"]
+    );
+}
+
+#[test]
+fn commands_codex_started_do_not_outlive_the_turn() {
+    // Each case backgrounds a sleep with a unique length, detached from
+    // codex's pipes, and ends the turn a different way.
+    let cases: [(&str, &[&str], Option<i32>); 3] = [
+        ("normal", &[], None),
+        ("timeout", &["--timeout", "4"], None),
+        ("sigterm", &[], Some(libc::SIGTERM)),
+    ];
+    for (index, (how, extra, signal)) in cases.into_iter().enumerate() {
+        let world = World::new(&format!("orphans-{how}"));
+        let marker = format!("31{index}.{}", std::process::id() % 1000);
+        let hang = if how == "normal" { "" } else { "; sleep 600" };
+        let message =
+            format!("mock:exec sleep {marker} > /dev/null 2>&1 < /dev/null & echo started{hang}");
+        let mut child = spawn(&mut world.turn_command(extra, &message), None);
+        if let Some(signal) = signal {
+            let (events, reader) = read_until(&mut child, "tool_call");
+            // Give the command a moment to start its background sleep.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while processes(None, Some(&marker)).is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            send_signal(&child, signal);
+            finish(child, reader, events);
+        } else {
+            let output = child.wait_with_output().unwrap();
+            let run = Run::from_output(output);
+            if how == "normal" {
+                assert_eq!(run.terminal()["type"], "message_end", "{}", run.stdout);
+            } else {
+                assert_eq!(run.error_code(), "timeout");
+            }
+        }
+        let left = survivors(None, Some(&format!("sleep {marker}")));
+        assert!(left.is_empty(), "{how}: left behind: {left:?}");
+    }
+}
+
+#[test]
+fn a_second_turn_in_a_busy_workspace_is_refused_at_once() {
+    let world = World::new("busy");
+    let mut first = spawn(&mut world.turn_command(&[], "mock:hang"), None);
+    let (events, reader) = read_until(&mut first, "message_start");
+    let requests_before = world.mock.requests().len();
+    let second = world.turn("me too");
+    assert_eq!(second.error_code(), "session_busy", "{}", second.stdout);
+    assert_eq!(second.terminal()["retryable"], true);
+    assert_eq!(
+        world.mock.requests().len(),
+        requests_before,
+        "the second turn never reached codex"
+    );
+    send_signal(&first, libc::SIGTERM);
+    let first = finish(first, reader, events);
+    assert_eq!(first.error_code(), "cancelled");
+    assert_eq!(
+        world.session_file().unwrap()["thread_id"],
+        first.session_id()
+    );
+}
+
+#[test]
+fn sixteen_workspaces_run_in_parallel() {
+    let worlds: Vec<World> = (0..16)
+        .map(|i| World::new(&format!("parallel{i}")))
+        .collect();
+    let children: Vec<Child> = worlds
+        .iter()
+        .enumerate()
+        .map(|(i, world)| {
+            spawn(
+                &mut world.turn_command(&[], &format!("parallel turn {i}")),
+                None,
+            )
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let run = Run::from_output(child.wait_with_output().unwrap());
+        assert_eq!(
+            run.text(),
+            format!("echo: parallel turn {i}"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn a_stale_thread_is_replaced_in_the_same_run() {
+    let world = World::new("stale");
+    let stale = "01a20bf7-0000-7000-8000-000000000000";
+    let old = json!({"thread_id": stale, "thread_usage": {"input_tokens": 99999}});
+    std::fs::write(
+        world.workspace.join(".plexum-codex-session"),
+        old.to_string(),
+    )
+    .unwrap();
+    let run = world.turn("are you there?");
+    assert_eq!(
+        run.terminal()["type"],
+        "message_end",
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert_eq!(
+        run.text(),
+        "echo: are you there?",
+        "the message was not lost"
+    );
+    assert_ne!(run.session_id(), stale);
+    assert_eq!(run.events[0]["resumed"], false);
+    let notice = &run.events[1];
+    assert_eq!(notice["type"], "notice");
+    assert!(
+        notice["message"].as_str().unwrap().contains(stale),
+        "{notice}"
+    );
+    // The baseline was reset with the new thread.
+    assert_eq!(run.terminal()["usage"], run.terminal()["thread_usage"]);
+    assert_eq!(world.session_file().unwrap()["thread_id"], run.session_id());
+}
+
+#[test]
+fn a_corrupt_session_file_is_kept_aside_and_replaced() {
+    let world = World::new("corrupt");
+    std::fs::write(world.workspace.join(".plexum-codex-session"), "{not json").unwrap();
+    let run = world.turn("hello after corruption");
+    assert_eq!(run.text(), "echo: hello after corruption");
+    assert_eq!(run.types()[1], "notice");
+    let kept =
+        std::fs::read_to_string(world.workspace.join(".plexum-codex-session.corrupt")).unwrap();
+    assert_eq!(kept, "{not json");
+    assert_eq!(world.session_file().unwrap()["thread_id"], run.session_id());
+}
+
+#[test]
+fn a_v01_session_file_is_resumed_with_unknown_totals() {
+    let world = World::new("v01");
+    let first = world.turn("first");
+    std::fs::write(
+        world.workspace.join(".plexum-codex-session"),
+        format!("{}\n", first.session_id()),
+    )
+    .unwrap();
+    let second = world.turn("second");
+    assert_eq!(second.events[0]["resumed"], true);
+    assert_eq!(second.types()[1], "notice");
+    assert_eq!(
+        second.terminal()["usage"],
+        second.terminal()["thread_usage"]
+    );
+}
+
+#[test]
+fn bad_messages_are_refused_before_codex_starts() {
+    let world = World::new("badinput");
+    let session =
+        json!({"thread_id": "01a20bf7-1111-7000-8000-000000000000", "thread_usage": null})
+            .to_string();
+    std::fs::write(world.workspace.join(".plexum-codex-session"), &session).unwrap();
+    let too_large = "x".repeat(1_048_577);
+    let cases: [(&str, Option<&[u8]>, &str); 5] = [
+        ("", None, "usage"),
+        (" \n\t ", None, "usage"),
+        ("-", Some(b"\xff\xfe not utf-8"), "usage"),
+        ("-", Some(b"  \n "), "usage"),
+        ("-", Some(too_large.as_bytes()), "message_too_large"),
+    ];
+    for (message, stdin, code) in cases {
+        let run = world.turn_with(&[], message, stdin);
+        assert_eq!(run.error_code(), code, "{message:?}");
+        assert_eq!(run.events.len(), 1);
+    }
+    let run = world.turn_with(&[], "-", Some(too_large.as_bytes()));
+    let message = run.terminal()["message"].as_str().unwrap();
+    assert!(
+        message.contains("1048577") && message.contains("1048576"),
+        "{message}"
+    );
+    assert!(world.mock.requests().is_empty(), "codex was never started");
+    assert_eq!(
+        std::fs::read_to_string(world.workspace.join(".plexum-codex-session")).unwrap(),
+        session
+    );
+}
+
+#[test]
+fn setup_problems_have_their_codes() {
+    let world = World::new("setup");
+    let missing = world.dir.join("missing");
+    let file = world.dir.join("config.json");
+    for workspace in [&missing, &file] {
+        let run = run(
+            crate::support::adapter()
+                .args(["turn", "--config"])
+                .arg(&world.config)
+                .arg("--workspace")
+                .arg(workspace)
+                .args(["--", "hi"]),
+            None,
+        );
+        assert_eq!(run.error_code(), "workspace", "{}", workspace.display());
+    }
+    let run = world.turn_with(&["--model", "gpt-nope"], "hi", None);
+    assert_eq!(run.error_code(), "unknown_model");
+    assert!(run.terminal()["message"]
+        .as_str()
+        .unwrap()
+        .contains("codex"));
+
+    let run = world.turn_with(&["--bogus"], "hi", None);
+    assert_eq!(run.error_code(), "usage");
+    assert!(run.stderr.contains("--bogus"));
+
+    let bad = world.dir.join("bad.json");
+    for text in [
+        r#"{"sandbox": "none"}"#,
+        r#"{"timeout": 5}"#,
+        "{",
+        r#"{"env": []}"#,
+    ] {
+        std::fs::write(&bad, text).unwrap();
+        let run = world.turn_with(&["--config", bad.to_str().unwrap()], "hi", None);
+        assert_eq!(run.error_code(), "config", "{text}");
+    }
+}
+
+#[test]
+fn a_missing_or_unusable_binary_says_what_was_tried() {
+    for binary in ["/nonexistent/codex", "codex-not-installed-anywhere"] {
+        let world = World::with_config("nobinary", |_| json!({ "binary": binary }));
+        let run = world.turn("hi");
+        assert_eq!(run.error_code(), "codex_not_found");
+        let message = run.terminal()["message"].as_str().unwrap();
+        assert!(
+            message.contains(binary) && message.contains("absolute path"),
+            "{message}"
+        );
+    }
+    let world = World::new("notexec");
+    let script = world.dir.join("codex");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let config = json!({ "binary": script });
+    std::fs::write(&world.config, config.to_string()).unwrap();
+    assert_eq!(world.turn("hi").error_code(), "codex_not_found");
+}
+
+/// A fake codex: a shell script standing in for the binary.
+fn fake_codex(name: &str, script: &str) -> World {
+    let dir = crate::support::scratch(&format!("fake-{name}"));
+    let path: PathBuf = dir.join("fake-codex");
+    std::fs::write(&path, format!("#!/bin/sh\ncat > /dev/null\n{script}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    World::with_config(name, |_| json!({ "binary": path }))
+}
+
+const THREAD: &str =
+    r#"{"type":"thread.started","thread_id":"01a20bef-77e0-7061-a52a-e86d8a4aaf20"}"#;
+const DONE: &str = r#"{"type":"turn.completed","usage":{"input_tokens":1,"cached_input_tokens":0,"output_tokens":1,"reasoning_output_tokens":0}}"#;
+
+#[test]
+fn broken_codex_output_ends_with_the_right_code() {
+    let cases = [
+        (
+            "garbage",
+            format!("echo '{THREAD}'; echo 'not json'; echo '{{\"type\":'; exit 0"),
+            "protocol",
+        ),
+        (
+            "truncated",
+            format!("echo '{THREAD}'; printf '%s' '{{\"type\":\"item.comp'"),
+            "protocol",
+        ),
+        ("silent-exit-0", format!("echo '{THREAD}'"), "protocol"),
+        (
+            "crash",
+            format!("echo '{THREAD}'; echo 'Error: it broke' >&2; exit 3"),
+            "codex_crashed",
+        ),
+        (
+            "killed",
+            format!("echo '{THREAD}'; kill -KILL $$"),
+            "codex_crashed",
+        ),
+        (
+            "writer",
+            "echo 'Error: thread 01a2 already has an active writer' >&2; exit 1".to_string(),
+            "session_busy",
+        ),
+        (
+            "closed-stdout-hangs",
+            format!("echo '{THREAD}'; exec >&-; sleep 60"),
+            "timeout",
+        ),
+    ];
+    for (name, script, code) in cases {
+        let world = fake_codex(name, &script);
+        let run = world.turn_with(&["--timeout", "3"], "hi", None);
+        assert_eq!(run.error_code(), code, "{name}: {}", run.stdout);
+        if name == "crash" {
+            let detail = run.terminal()["detail"].as_str().unwrap();
+            assert!(detail.contains("Error: it broke"), "{detail}");
+        }
+        if name == "garbage" {
+            assert!(run
+                .of_type("notice")
+                .iter()
+                .any(|n| n["message"].as_str().unwrap().contains("not json")));
+        }
+    }
+}
+
+#[test]
+fn a_100_mib_line_and_a_stderr_flood_keep_memory_bounded() {
+    let script = format!(
+        "echo '{THREAD}'; head -c 50000000 /dev/zero >&2; head -c 104857600 /dev/zero | tr '\\0' a; echo; echo '{DONE}'"
+    );
+    let world = fake_codex("huge", &script);
+    let mut command = world.turn_command(&[], "hi");
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let (stdout, peak_kib) = wait_with_peak_rss(child, pid);
+    let run = Run::from_output(std::process::Output {
+        status: std::os::unix::process::ExitStatusExt::from_raw(0),
+        stdout,
+        stderr: Vec::new(),
+    });
+    assert_eq!(run.terminal()["type"], "message_end", "{}", run.stdout);
+    assert!(run
+        .of_type("notice")
+        .iter()
+        .any(|n| n["message"].as_str().unwrap().contains("104857600 bytes")));
+    // The cap is 16 MiB; without it the line alone would take over 100 MiB.
+    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
+}
+
+/// Drains the child's pipes and reaps it with wait4, for its peak RSS (KiB).
+fn wait_with_peak_rss(mut child: Child, pid: i32) -> (Vec<u8>, i64) {
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut stdout, &mut out).unwrap();
+    err.join().unwrap().unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain data, filled by the kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child; std's Child is not waited afterwards.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid);
+    std::mem::forget(child);
+    (out, usage.ru_maxrss)
+}
