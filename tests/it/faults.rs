@@ -35,7 +35,7 @@ fn read_until(child: &mut Child, kind: &str) -> (Vec<Value>, BufReader<std::proc
 
 /// The rest of the run: remaining stdout, then the exit and stderr.
 fn finish(
-    mut child: Child,
+    child: Child,
     mut reader: BufReader<std::process::ChildStdout>,
     mut earlier: Vec<Value>,
 ) -> Run {
