@@ -162,19 +162,32 @@ fn a_host_that_closes_stdout_stops_the_turn_quietly() {
 #[test]
 fn a_killed_adapter_takes_codex_with_it_and_keeps_the_thread() {
     let world = World::new("sigkill");
-    let mut child = spawn(&mut world.turn_command(&[], "mock:hang"), None);
-    let (events, _reader) = read_until(&mut child, "message_start");
+    // Codex runs a command and prints nothing while it waits for it (the
+    // mock asks for a 10 s yield): it would not notice our death by itself.
+    let marker = format!("27.{}", std::process::id() % 1000);
+    let mut child = spawn(&mut world.turn_command(&[], &format!("mock:exec sleep {marker}")), None);
+    let (events, _reader) = read_until(&mut child, "tool_call");
     send_signal(&child, libc::SIGKILL);
     child.wait().unwrap();
-    assert!(
-        survivors(Some(&world.workspace), None).is_empty(),
-        "codex outlived the adapter"
-    );
+    let codex_in_workspace = || -> Vec<String> {
+        let in_workspace = processes(Some(&world.workspace), None);
+        in_workspace.into_iter().filter(|p| p.contains("codex exec")).collect()
+    };
+    // A generous bound: the parent-death signal acts at once.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !codex_in_workspace().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let codex_left = codex_in_workspace();
+    // The command codex started is not ours to reap once we are dead.
+    for line in processes(None, Some(&format!("sleep {marker}"))) {
+        let pid: i32 = line.split(':').next().unwrap().parse().unwrap();
+        // SAFETY: plain syscall.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert!(codex_left.is_empty(), "codex outlived the adapter: {codex_left:?}");
     // The thread id was saved before message_start was shown.
-    assert_eq!(
-        world.session_file().unwrap()["thread_id"],
-        events[0]["session_id"]
-    );
+    assert_eq!(world.session_file().unwrap()["thread_id"], events[0]["session_id"]);
 }
 
 #[test]
