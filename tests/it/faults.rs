@@ -145,7 +145,9 @@ fn signals_cancel_the_turn_and_stop_codex() {
 fn a_host_that_closes_stdout_stops_the_turn_quietly() {
     let world = World::new("epipe");
     let mut child = spawn(&mut world.turn_command(&[], "mock:hang"), None);
-    let (_, reader) = read_until(&mut child, "message_start");
+    // After codex's warning item it prints nothing more while the provider
+    // hangs: only watching the pipe can tell that the host went away.
+    let (_, reader) = read_until(&mut child, "notice");
     drop(reader);
     let started = Instant::now();
     let output = child.wait_with_output().unwrap();
