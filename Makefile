@@ -10,7 +10,7 @@ codex_bin = $(CODEX_ROOT)/$(1)/node_modules/.bin/codex
 export PLEXUM_TEST_CODEX ?= $(call codex_bin,$(CODEX_VERSION))
 export PLEXUM_TEST_CODEX_OLDEST ?= $(call codex_bin,$(CODEX_OLDEST))
 
-.PHONY: run test check bless record codex clean-codex
+.PHONY: run test check bless record codex clean-codex fuzz bench
 
 # The main job: a real codex turn against the bundled mock server, then a
 # resumed second turn, rendered for a person.
@@ -43,3 +43,9 @@ $(CODEX_ROOT)/%/node_modules/.bin/codex:
 
 clean-codex:
 	rm -rf $(CODEX_ROOT)
+
+# Fuzz the translator (cargo-fuzz; stable toolchain via RUSTC_BOOTSTRAP).
+FUZZ_SECONDS ?= 60
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	RUSTC_BOOTSTRAP=1 cargo fuzz run translate fuzz/corpus/translate fixtures/codex/0.169.0 fixtures/codex/0.135.0 -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536

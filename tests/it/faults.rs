@@ -167,13 +167,19 @@ fn a_killed_adapter_takes_codex_with_it_and_keeps_the_thread() {
     // Codex runs a command and prints nothing while it waits for it (the
     // mock asks for a 10 s yield): it would not notice our death by itself.
     let marker = format!("27.{}", std::process::id() % 1000);
-    let mut child = spawn(&mut world.turn_command(&[], &format!("mock:exec sleep {marker}")), None);
+    let mut child = spawn(
+        &mut world.turn_command(&[], &format!("mock:exec sleep {marker}")),
+        None,
+    );
     let (events, _reader) = read_until(&mut child, "tool_call");
     send_signal(&child, libc::SIGKILL);
     child.wait().unwrap();
     let codex_in_workspace = || -> Vec<String> {
         let in_workspace = processes(Some(&world.workspace), None);
-        in_workspace.into_iter().filter(|p| p.contains("codex exec")).collect()
+        in_workspace
+            .into_iter()
+            .filter(|p| p.contains("codex exec"))
+            .collect()
     };
     // A generous bound: the parent-death signal acts at once.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -187,9 +193,15 @@ fn a_killed_adapter_takes_codex_with_it_and_keeps_the_thread() {
         // SAFETY: plain syscall.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
-    assert!(codex_left.is_empty(), "codex outlived the adapter: {codex_left:?}");
+    assert!(
+        codex_left.is_empty(),
+        "codex outlived the adapter: {codex_left:?}"
+    );
     // The thread id was saved before message_start was shown.
-    assert_eq!(world.session_file().unwrap()["thread_id"], events[0]["session_id"]);
+    assert_eq!(
+        world.session_file().unwrap()["thread_id"],
+        events[0]["session_id"]
+    );
 }
 
 #[test]
