@@ -48,4 +48,5 @@ clean-codex:
 FUZZ_SECONDS ?= 60
 fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	mkdir -p fuzz/corpus/translate
 	RUSTC_BOOTSTRAP=1 cargo fuzz run translate fuzz/corpus/translate fixtures/codex/0.169.0 fixtures/codex/0.135.0 -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536
