@@ -10,7 +10,7 @@ codex_bin = $(CODEX_ROOT)/$(1)/node_modules/.bin/codex
 export PLEXUM_TEST_CODEX ?= $(call codex_bin,$(CODEX_VERSION))
 export PLEXUM_TEST_CODEX_OLDEST ?= $(call codex_bin,$(CODEX_OLDEST))
 
-.PHONY: run test check bless record codex clean-codex fuzz bench
+.PHONY: run test check bless record codex clean-codex fuzz bench install install-files uninstall
 
 # The main job: a real codex turn against the bundled mock server, then a
 # resumed second turn, rendered for a person.
@@ -50,3 +50,19 @@ fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	mkdir -p fuzz/corpus/translate
 	RUSTC_BOOTSTRAP=1 cargo fuzz run translate fuzz/corpus/translate fixtures/codex/0.169.0 fixtures/codex/0.135.0 -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536
+
+# Install the release binary and, unless one exists, an example config.
+PREFIX ?= $(HOME)/.local
+CONFIG_DIR ?= $(HOME)/.plexum/plugins/plexum-openai-provider
+BIN ?= target/release/plexum-openai-provider
+install:
+	cargo build --release
+	$(MAKE) install-files
+
+install-files:
+	install -D -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/plexum-openai-provider
+	install -d $(DESTDIR)$(CONFIG_DIR)
+	test -e $(DESTDIR)$(CONFIG_DIR)/config.json || install -m 644 src/config.example.json $(DESTDIR)$(CONFIG_DIR)/config.json
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/plexum-openai-provider

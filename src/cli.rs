@@ -13,6 +13,8 @@ Usage:
   plexum-openai-provider turn --workspace DIR [OPTIONS] [--] MESSAGE
   plexum-openai-provider replay [--model ID] [--format F] [--events E] FILE|-
   plexum-openai-provider models [--config FILE]
+  plexum-openai-provider doctor [--config FILE] [--workspace DIR] [--json]
+  plexum-openai-provider session show|reset --workspace DIR
   plexum-openai-provider --help | --version
 
 Commands:
@@ -20,6 +22,9 @@ Commands:
            resuming the workspace's codex thread; events on stdout
   replay   translate a recorded codex stream (a --record file) as `turn` would
   models   print the advertised model ids as a JSON array, default first
+  doctor   check that a turn would work, and say how to fix what would not
+  session  show the workspace's codex thread, or reset it (the next turn
+           starts a new thread)
 
 Run `plexum-openai-provider turn --help` for the options of a turn.
 ";
@@ -51,6 +56,23 @@ Translates a recorded codex JSONL stream (a `turn --record` file or a
 fixture) exactly as `turn` would, without starting codex. `-` reads stdin.
 ";
 
+pub const DOCTOR_HELP: &str = "\
+Usage: plexum-openai-provider doctor [--config FILE] [--workspace DIR] [--json]
+
+Checks the config, which codex would run and its version, codex's login,
+the workspace's session, and what a bare systemd PATH would find. Prints a
+fix for each problem. Exits 0 when a turn would work, 1 otherwise.
+";
+
+pub const SESSION_HELP: &str = "\
+Usage: plexum-openai-provider session show|reset --workspace DIR
+
+show   print the workspace's codex thread, its running usage totals and
+       whether a turn is running, as JSON
+reset  forget the thread: the next turn starts a new one (refused with
+       session_busy while a turn runs)
+";
+
 pub const MODELS_HELP: &str = "\
 Usage: plexum-openai-provider models [--config FILE]
 
@@ -61,7 +83,14 @@ Prints the advertised Plexum model ids as a JSON array, the default first.
 pub enum Command {
     Turn(TurnArgs),
     Replay(ReplayArgs),
-    Models { config: Option<PathBuf> },
+    Models {
+        config: Option<PathBuf>,
+    },
+    Doctor(DoctorArgs),
+    Session {
+        action: SessionAction,
+        workspace: PathBuf,
+    },
     Help(&'static str),
     Version,
 }
@@ -83,6 +112,19 @@ pub struct ReplayArgs {
     pub model: Option<String>,
     pub output: OutputArgs,
     pub input: Option<ReplayInput>,
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct DoctorArgs {
+    pub config: Option<PathBuf>,
+    pub workspace: Option<PathBuf>,
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionAction {
+    Show,
+    Reset,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -137,12 +179,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliErr
         Some(Value(word)) => match word.to_str() {
             Some("turn") => parse_turn(&mut parser),
             Some("replay") => parse_replay(&mut parser),
-            Some("models") => parse_models(&mut parser).map_err(|e| fail(Some("models"), e)),
+            Some("models") => parse_models(&mut parser).map_err(|e| fail(None, e)),
+            Some("doctor") => parse_doctor(&mut parser).map_err(|e| fail(None, e)),
+            Some("session") => parse_session(&mut parser).map_err(|e| fail(None, e)),
             Some("help") => Ok(Command::Help(HELP)),
             _ => Err(fail(
                 None,
                 format!(
-                    "unknown command {:?}: expected turn, replay or models (see --help)",
+                    "unknown command {:?}: expected turn, replay, models, doctor or session (see --help)",
                     word.to_string_lossy()
                 ),
             )),
@@ -251,6 +295,66 @@ fn parse_models(parser: &mut lexopt::Parser) -> Result<Command, String> {
     }
 }
 
+fn parse_doctor(parser: &mut lexopt::Parser) -> Result<Command, String> {
+    let mut args = DoctorArgs::default();
+    let result = (|| -> Result<Option<Command>, lexopt::Error> {
+        while let Some(arg) = parser.next()? {
+            match arg {
+                Long("config") => args.config = Some(parser.value()?.into()),
+                Long("workspace") => args.workspace = Some(parser.value()?.into()),
+                Long("json") => args.json = true,
+                Long("help") | Short('h') => return Ok(Some(Command::Help(DOCTOR_HELP))),
+                _ => return Err(arg.unexpected()),
+            }
+        }
+        Ok(None)
+    })();
+    match result {
+        Ok(Some(help)) => Ok(help),
+        Ok(None) => Ok(Command::Doctor(args)),
+        Err(error) => Err(format!("doctor: {error} (see `doctor --help`)")),
+    }
+}
+
+fn parse_session(parser: &mut lexopt::Parser) -> Result<Command, String> {
+    let mut action = None;
+    let mut workspace = None;
+    let result = (|| -> Result<Option<Command>, lexopt::Error> {
+        while let Some(arg) = parser.next()? {
+            match arg {
+                Value(word) if action.is_none() => {
+                    action = Some(match word.to_str() {
+                        Some("show") => SessionAction::Show,
+                        Some("reset") => SessionAction::Reset,
+                        _ => {
+                            return Err(
+                                format!("unknown action {word:?}: expected show or reset").into()
+                            )
+                        }
+                    });
+                }
+                Long("workspace") => workspace = Some(parser.value()?.into()),
+                Long("help") | Short('h') => return Ok(Some(Command::Help(SESSION_HELP))),
+                _ => return Err(arg.unexpected()),
+            }
+        }
+        Ok(None)
+    })();
+    match result {
+        Ok(Some(help)) => Ok(help),
+        Ok(None) => match (action, workspace) {
+            (Some(action), Some(workspace)) => Ok(Command::Session { action, workspace }),
+            (None, _) => Err(String::from(
+                "session: expected show or reset (see `session --help`)",
+            )),
+            (_, None) => Err(String::from(
+                "session: needs --workspace DIR (see `session --help`)",
+            )),
+        },
+        Err(error) => Err(format!("session: {error} (see `session --help`)")),
+    }
+}
+
 fn parse_timeout(value: OsString) -> Result<u64, lexopt::Error> {
     let text = value.string()?;
     match text.parse::<u64>() {
@@ -339,6 +443,10 @@ mod tests {
             "turn",
             "replay",
             "models",
+            "doctor",
+            "session",
+            "reset",
+            "--json",
             "--workspace",
             "--model",
             "--format",

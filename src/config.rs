@@ -150,6 +150,13 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// `make install` copies this file; it must stay valid and say the defaults.
+    #[test]
+    fn the_example_config_is_the_defaults() {
+        let config = Config::parse(include_str!("config.example.json")).unwrap();
+        assert_eq!(config, Config::default());
+    }
+
     #[test]
     fn defaults_when_empty() {
         let config = Config::parse("{}").unwrap();

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod codex;
 pub mod codex_event;
 pub mod config;
+pub mod doctor;
 pub mod event;
 pub mod line_reader;
 pub mod locate;
@@ -23,6 +24,7 @@ mod log;
 pub mod output;
 pub mod replay;
 pub mod session;
+mod session_command;
 mod signals;
 pub mod translate;
 pub mod turn;
@@ -73,6 +75,8 @@ fn dispatch(command: Command) -> ExitCode {
         Command::Turn(args) => turn::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Models { config } => models(config),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Session { action, workspace } => session_command::run(action, &workspace),
         Command::Help(text) => {
             print!("{text}");
             ExitCode::SUCCESS

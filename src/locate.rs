@@ -22,6 +22,9 @@ pub fn fallback_dirs(home: Option<&Path>) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(home) = home {
         dirs.push(home.join(".local/bin"));
+        if let Some(prefix) = npm_prefix(home) {
+            dirs.push(prefix.join("bin"));
+        }
         dirs.push(home.join(".npm-global/bin"));
         dirs.push(home.join(".volta/bin"));
         // nvm: every installed Node version, newest name last.
@@ -39,6 +42,24 @@ pub fn fallback_dirs(home: Option<&Path>) -> Vec<PathBuf> {
     dirs.push(PathBuf::from("/opt/homebrew/bin"));
     dirs.push(PathBuf::from("/usr/bin"));
     dirs
+}
+
+/// The npm global prefix a user set in `~/.npmrc` (`prefix=…`); asking npm
+/// itself would need `node` on PATH, which a service may not have.
+fn npm_prefix(home: &Path) -> Option<PathBuf> {
+    let npmrc = std::fs::read_to_string(home.join(".npmrc")).ok()?;
+    npmrc.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        if key.trim() != "prefix" {
+            return None;
+        }
+        let value = value.trim();
+        let path = match value.strip_prefix("~/") {
+            Some(rest) => home.join(rest),
+            None => PathBuf::from(value),
+        };
+        Some(path)
+    })
 }
 
 /// Resolves `binary` (config `binary`) to an executable file.

@@ -7,5 +7,6 @@ mod mock_responses;
 mod e2e;
 mod faults;
 mod golden;
+mod operator;
 mod record;
 mod support;

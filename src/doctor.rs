@@ -1,0 +1,407 @@
+//! `doctor`: every check a turn depends on, each with a verdict and, for a
+//! problem, the fix. Exits 0 when a turn would work.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::cli::DoctorArgs;
+use crate::config::{Config, ConfigSource, CONFIG_ENV};
+use crate::locate::{self, CodexBinary};
+use crate::session::{self, Stored};
+
+/// The oldest codex release the adapter supports.
+pub const OLDEST_SUPPORTED: (u64, u64, u64) = (0, 135, 0);
+
+/// The PATH a systemd service gets when its unit sets none.
+pub const SYSTEMD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Ok,
+    Warning,
+    Problem,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub verdict: Verdict,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn ok(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            verdict: Verdict::Ok,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn warning(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            verdict: Verdict::Warning,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    fn problem(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            verdict: Verdict::Problem,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    ok: bool,
+    checks: &'a [Check],
+}
+
+pub fn run(args: DoctorArgs) -> ExitCode {
+    let checks = checks(&args);
+    let ok = checks.iter().all(|check| check.verdict != Verdict::Problem);
+    if args.json {
+        let report = Report {
+            ok,
+            checks: &checks,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("the report serialises")
+        );
+    } else {
+        for check in &checks {
+            let tag = match check.verdict {
+                Verdict::Ok => "ok     ",
+                Verdict::Warning => "warning",
+                Verdict::Problem => "PROBLEM",
+            };
+            println!("{tag} {}: {}", check.name, check.detail);
+            if let Some(fix) = &check.fix {
+                println!("        fix: {fix}");
+            }
+        }
+        let verdict = if ok {
+            "a turn would work"
+        } else {
+            "a turn would fail: fix the problems above"
+        };
+        println!("{verdict}");
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn checks(args: &DoctorArgs) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let env_config = std::env::var_os(CONFIG_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let config = match Config::load(args.config.as_deref(), env_config, home.clone()) {
+        Ok((config, source)) => {
+            let detail = match source {
+                ConfigSource::File(path) => format!("{} is valid", path.display()),
+                ConfigSource::Defaults(path) => {
+                    format!("no file at {}; using the defaults", path.display())
+                }
+            };
+            checks.push(Check::ok("config", detail));
+            config
+        }
+        Err(error) => {
+            let fix = if error.message.starts_with("cannot read") {
+                "create the file, or point --config or PLEXUM_OPENAI_PROVIDER_CONFIG at an existing one"
+            } else {
+                "correct the named field (see the README's configuration table)"
+            };
+            checks.push(Check::problem("config", error.message, fix));
+            return checks;
+        }
+    };
+
+    let binary = match locate::locate(&config.binary, std::env::var_os("PATH"), home.as_deref()) {
+        Ok(binary) => {
+            checks.push(Check::ok("binary", describe_binary(&binary)));
+            Some(binary)
+        }
+        Err(error) => {
+            checks.push(Check::problem(
+                "binary",
+                error.message,
+                "install codex (`npm install -g @openai/codex`) or set `binary` in the config to its absolute path",
+            ));
+            None
+        }
+    };
+    if let Some(binary) = &binary {
+        checks.push(version_check(binary, &config));
+        checks.push(auth_check(binary, &config));
+    }
+    checks.push(systemd_check(&config, home.as_deref(), binary.as_ref()));
+    if let Some(workspace) = &args.workspace {
+        checks.push(workspace_check(workspace));
+    }
+    checks
+}
+
+fn describe_binary(binary: &CodexBinary) -> String {
+    match &binary.launcher {
+        Some(launcher) => format!(
+            "{} (the native binary of the npm launcher {}; no Node start per turn)",
+            binary.path.display(),
+            launcher.display()
+        ),
+        None => binary.path.display().to_string(),
+    }
+}
+
+/// Runs codex with `args` and the config's environment, bounded in time.
+fn run_codex(
+    binary: &CodexBinary,
+    config: &Config,
+    args: &[&str],
+) -> Result<(bool, String), String> {
+    let mut command = Command::new(&binary.path);
+    command
+        .args(args)
+        .envs(binary.launcher_env.iter().map(|(k, v)| (k, v)))
+        .envs(config.env.iter().map(|(k, v)| (k, OsString::from(v))))
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", binary.path.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`codex {}` did not answer within 20 s",
+                    args.join(" ")
+                ));
+            }
+        }
+    }
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    Ok((output.status.success(), text))
+}
+
+pub fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
+    text.split_whitespace().find_map(|word| {
+        // "0.170.0-alpha.1" is 0.170.0.
+        let release = word.split('-').next()?;
+        let mut parts = release.split('.').map(|part| part.parse::<u64>().ok());
+        let version = (parts.next()??, parts.next()??, parts.next()??);
+        Some(version)
+    })
+}
+
+fn version_check(binary: &CodexBinary, config: &Config) -> Check {
+    let (major, minor, patch) = OLDEST_SUPPORTED;
+    let oldest = format!("{major}.{minor}.{patch}");
+    let upgrade = "upgrade codex: `npm install -g @openai/codex@latest`";
+    match run_codex(binary, config, &["--version"]) {
+        Err(error) => Check::problem(
+            "version",
+            error,
+            "check that the codex binary runs on this machine",
+        ),
+        Ok((_, text)) => match parse_version(&text) {
+            None => Check::problem(
+                "version",
+                format!("cannot read a version from {:?}", text.trim()),
+                upgrade,
+            ),
+            Some(version) if version < OLDEST_SUPPORTED => Check::problem(
+                "version",
+                format!(
+                    "codex {}.{}.{} is older than the oldest supported, {oldest}",
+                    version.0, version.1, version.2
+                ),
+                upgrade,
+            ),
+            Some(version) => Check::ok(
+                "version",
+                format!(
+                    "codex {}.{}.{} (supported: {oldest} and later)",
+                    version.0, version.1, version.2
+                ),
+            ),
+        },
+    }
+}
+
+fn auth_check(binary: &CodexBinary, config: &Config) -> Check {
+    let key_set =
+        config.env.contains_key("OPENAI_API_KEY") || std::env::var_os("OPENAI_API_KEY").is_some();
+    if key_set {
+        return Check::ok(
+            "login",
+            "OPENAI_API_KEY is set for codex (its value is not shown)",
+        );
+    }
+    match run_codex(binary, config, &["login", "status"]) {
+        Ok((true, text)) => {
+            let line = text.lines().rfind(|l| !l.trim().is_empty() && !l.starts_with("WARNING")).unwrap_or("");
+            Check::ok("login", format!("codex is logged in ({})", line.trim()))
+        }
+        Ok((false, _)) if custom_provider(config).is_some() => Check::warning(
+            "login",
+            format!(
+                "codex is not logged in, but its config selects the model provider {:?}, which may not need it",
+                custom_provider(config).unwrap_or_default()
+            ),
+            "if turns fail with `auth`, run `codex login` as the service's user, or set OPENAI_API_KEY in the config's `env`",
+        ),
+        Ok((false, _)) => Check::problem(
+            "login",
+            "codex is not logged in and OPENAI_API_KEY is not set",
+            "run `codex login` as the service's user (same HOME and CODEX_HOME), or set OPENAI_API_KEY in the config's `env`",
+        ),
+        Err(error) => Check::problem("login", error, "check that `codex login status` runs"),
+    }
+}
+
+/// The `model_provider` of codex's config.toml, when it is not OpenAI's.
+fn custom_provider(config: &Config) -> Option<String> {
+    let codex_home = config
+        .env
+        .get("CODEX_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("CODEX_HOME").map(PathBuf::from))
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".codex")))?;
+    let text = std::fs::read_to_string(codex_home.join("config.toml")).ok()?;
+    // Top-level keys only: stop at the first table.
+    for line in text
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with('['))
+    {
+        if let Some(value) = line
+            .strip_prefix("model_provider")
+            .map(str::trim)
+            .and_then(|r| r.strip_prefix('='))
+        {
+            let provider = value.trim().trim_matches('"').to_string();
+            return (provider != "openai").then_some(provider);
+        }
+    }
+    None
+}
+
+fn systemd_check(config: &Config, home: Option<&Path>, found: Option<&CodexBinary>) -> Check {
+    let name = "systemd";
+    match locate::locate(&config.binary, Some(OsString::from(SYSTEMD_PATH)), home) {
+        Ok(binary) => Check::ok(
+            name,
+            format!(
+                "with systemd's bare PATH, codex is found at {}",
+                binary.path.display()
+            ),
+        ),
+        Err(_) => {
+            let fix = match found {
+                Some(binary) => format!(
+                    "set `binary` in the config to \"{}\", or set PATH in the service's unit",
+                    binary.launcher.as_ref().unwrap_or(&binary.path).display()
+                ),
+                None => String::from(
+                    "install codex, then set `binary` in the config to its absolute path",
+                ),
+            };
+            Check::warning(
+                name,
+                format!("with systemd's bare PATH ({SYSTEMD_PATH}) codex would not be found"),
+                fix,
+            )
+        }
+    }
+}
+
+fn workspace_check(workspace: &Path) -> Check {
+    let name = "workspace";
+    if !workspace.is_dir() {
+        return Check::problem(
+            name,
+            format!("{} is not a directory", workspace.display()),
+            "create it, or pass the workspace Plexum uses",
+        );
+    }
+    let running = match session::lock(workspace) {
+        Ok(_lock) => false,
+        Err(session::LockError::Busy) => true,
+        Err(session::LockError::Io(error)) => {
+            return Check::problem(
+                name,
+                format!(
+                    "cannot create the turn lock in {}: {error}",
+                    workspace.display()
+                ),
+                "make the workspace writable for the service's user",
+            );
+        }
+    };
+    let running = if running {
+        "; a turn is running now"
+    } else {
+        ""
+    };
+    match session::read(workspace) {
+        Stored::Fresh => Check::ok(name, format!("no codex thread yet; the next turn starts one{running}")),
+        Stored::Thread { thread_id, totals } => {
+            let totals = match totals {
+                Some(usage) => format!("{} input and {} output tokens so far", usage.input_tokens, usage.output_tokens),
+                None => String::from("usage totals unknown (v0.1 session file)"),
+            };
+            Check::ok(name, format!("codex thread {thread_id}, {totals}{running}"))
+        }
+        Stored::Corrupt { reason } => Check::warning(
+            name,
+            format!("the session file is unusable ({reason}){running}"),
+            "nothing to do: the next turn keeps it as .plexum-codex-session.corrupt and starts a new thread",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_read_and_compared() {
+        assert_eq!(parse_version("codex-cli 0.169.0\n"), Some((0, 169, 0)));
+        assert_eq!(
+            parse_version("codex-cli 0.170.0-alpha.2"),
+            Some((0, 170, 0))
+        );
+        assert_eq!(parse_version("not a version"), None);
+        assert!(parse_version("codex-cli 0.120.5").unwrap() < OLDEST_SUPPORTED);
+        assert!(parse_version("codex-cli 1.0.0").unwrap() > OLDEST_SUPPORTED);
+    }
+}

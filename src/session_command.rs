@@ -1,0 +1,104 @@
+//! `session show|reset`: the workspace's codex thread, for operators.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use crate::cli::SessionAction;
+use crate::event::{ErrorCode, TurnError};
+use crate::session::{self, LockError, Stored};
+
+pub fn run(action: SessionAction, workspace: &Path) -> ExitCode {
+    let result = match action {
+        SessionAction::Show => show(workspace),
+        SessionAction::Reset => reset(workspace),
+    };
+    match result {
+        Ok(report) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("the report serialises")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("plexum-openai-provider: {}", error.message);
+            println!("{}", serde_json::to_string(&json!({"type": "error", "code": error.code, "message": error.message, "retryable": error.retryable})).expect("serialises"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_workspace(workspace: &Path) -> Result<(), TurnError> {
+    if workspace.is_dir() {
+        return Ok(());
+    }
+    Err(TurnError::new(
+        ErrorCode::Workspace,
+        format!("workspace {} is not a directory", workspace.display()),
+    ))
+}
+
+fn show(workspace: &Path) -> Result<serde_json::Value, TurnError> {
+    check_workspace(workspace)?;
+    let turn_running = matches!(session::lock(workspace), Err(LockError::Busy));
+    let file = session::session_path(workspace);
+    let report = match session::read(workspace) {
+        Stored::Fresh => json!({"state": "none"}),
+        Stored::Thread { thread_id, totals } => json!({
+            "state": "thread",
+            "thread_id": thread_id,
+            "thread_usage": totals,
+        }),
+        Stored::Corrupt { reason } => json!({"state": "corrupt", "reason": reason}),
+    };
+    let mut report = report;
+    report["session_file"] = json!(file);
+    report["turn_running"] = json!(turn_running);
+    Ok(report)
+}
+
+fn reset(workspace: &Path) -> Result<serde_json::Value, TurnError> {
+    check_workspace(workspace)?;
+    // Held while the file goes, so no turn starts halfway.
+    let _lock = match session::lock(workspace) {
+        Ok(lock) => lock,
+        Err(LockError::Busy) => {
+            return Err(TurnError::new(
+                ErrorCode::SessionBusy,
+                format!(
+                    "a turn is running in workspace {}; reset it when the turn has ended",
+                    workspace.display()
+                ),
+            ));
+        }
+        Err(LockError::Io(error)) => {
+            return Err(TurnError::new(
+                ErrorCode::Workspace,
+                format!(
+                    "cannot take the turn lock in workspace {}: {error}",
+                    workspace.display()
+                ),
+            ));
+        }
+    };
+    let previous = match session::read(workspace) {
+        Stored::Thread { thread_id, .. } => Some(thread_id),
+        _ => None,
+    };
+    match std::fs::remove_file(session::session_path(workspace)) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            return Err(TurnError::new(
+                ErrorCode::Workspace,
+                format!(
+                    "cannot remove {}: {error}",
+                    session::session_path(workspace).display()
+                ),
+            ));
+        }
+    }
+    Ok(json!({"reset": true, "previous_thread_id": previous}))
+}
