@@ -10,7 +10,7 @@ codex_bin = $(CODEX_ROOT)/$(1)/node_modules/.bin/codex
 export PLEXUM_TEST_CODEX ?= $(call codex_bin,$(CODEX_VERSION))
 export PLEXUM_TEST_CODEX_OLDEST ?= $(call codex_bin,$(CODEX_OLDEST))
 
-.PHONY: run test check bless record codex clean-codex fuzz bench install install-files uninstall
+.PHONY: run test check bless record codex clean-codex fuzz bench install install-files uninstall compat
 
 # The main job: a real codex turn against the bundled mock server, then a
 # resumed second turn, rendered for a person.
@@ -18,9 +18,18 @@ run: codex
 	cargo build --quiet
 	cargo run --quiet --example demo
 
-# Every test: unit tests, golden replays, end-to-end with the real codex.
+# Every test: fmt, clippy, unit tests, golden replays, and the real-codex
+# suites against the pinned codex, then again against the oldest supported.
 test: codex check
 	cargo test --all-targets
+	PLEXUM_TEST_CODEX=$(call codex_bin,$(CODEX_OLDEST)) cargo test --test it -- e2e:: faults:: operator::
+
+# The real-codex suites against each of VERSIONS, as a table.
+VERSIONS ?= $(CODEX_OLDEST) 0.145.0 0.150.0 0.160.0 $(CODEX_VERSION)
+compat:
+	for v in $(VERSIONS); do $(MAKE) -s $(call codex_bin,$$v) || exit 1; done
+	cargo build --quiet --example compat
+	target/debug/examples/compat $(VERSIONS)
 
 check:
 	cargo fmt --all -- --check
@@ -31,9 +40,14 @@ check:
 bless:
 	UPDATE_EXPECT=1 cargo test --test it golden
 
-# Re-record the fixtures from the real codex against the mock server.
-record: codex
-	PLEXUM_RECORD_FIXTURES=1 cargo test --test it record_fixtures -- --ignored --nocapture
+# Re-record fixtures/codex/<version>/ from the real codex of each of
+# RECORD_VERSIONS against the mock server; then `make bless` and review.
+RECORD_VERSIONS ?= $(CODEX_OLDEST) $(CODEX_VERSION)
+record:
+	for v in $(RECORD_VERSIONS); do \
+	  $(MAKE) -s $(call codex_bin,$$v) && \
+	  PLEXUM_TEST_CODEX=$(call codex_bin,$$v) cargo test --test it record_fixtures -- --ignored --nocapture || exit 1; \
+	done
 
 codex: $(call codex_bin,$(CODEX_VERSION)) $(call codex_bin,$(CODEX_OLDEST))
 

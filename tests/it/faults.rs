@@ -145,9 +145,16 @@ fn signals_cancel_the_turn_and_stop_codex() {
 fn a_host_that_closes_stdout_stops_the_turn_quietly() {
     let world = World::new("epipe");
     let mut child = spawn(&mut world.turn_command(&[], "mock:hang"), None);
-    // After codex's warning item it prints nothing more while the provider
-    // hangs: only watching the pipe can tell that the host went away.
-    let (_, reader) = read_until(&mut child, "notice");
+    // Once codex has printed what it prints before asking the model
+    // (thread.started, on 0.169 a warning item, turn.started) it is silent
+    // while the provider hangs: only watching the pipe can tell that the
+    // host went away. The mock has the request by then.
+    let (_, reader) = read_until(&mut child, "message_start");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while world.mock.requests().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     drop(reader);
     let started = Instant::now();
     let output = child.wait_with_output().unwrap();
@@ -264,6 +271,46 @@ fn a_second_turn_in_a_busy_workspace_is_refused_at_once() {
         world.session_file().unwrap()["thread_id"],
         first.session_id()
     );
+}
+
+/// Two workspaces holding the same thread (a copied session file): from
+/// 0.147 codex refuses a second writer, which is `session_busy`; 0.135
+/// lets both write one history.
+#[test]
+fn another_writer_on_the_thread_is_session_busy_on_newer_codex() {
+    let world = World::new("writer");
+    world.turn("start a thread");
+    let other = world.dir.join("other-workspace");
+    std::fs::create_dir_all(&other).unwrap();
+    let session = ".plexum-codex-session";
+    std::fs::copy(world.workspace.join(session), other.join(session)).unwrap();
+    let requests = world.mock.requests().len();
+    let mut first = spawn(&mut world.turn_command(&[], "mock:hang"), None);
+    let (events, reader) = read_until(&mut first, "message_start");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while world.mock.requests().len() == requests && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = run(
+        crate::support::adapter()
+            .args(["turn", "--config"])
+            .arg(&world.config)
+            .arg("--workspace")
+            .arg(&other)
+            .args(["--", "me too"]),
+        None,
+    );
+    if crate::support::codex_version() >= (0, 147, 0) {
+        assert_eq!(second.error_code(), "session_busy", "{}", second.stdout);
+        assert!(second.terminal()["message"]
+            .as_str()
+            .unwrap()
+            .contains("another process"));
+    } else {
+        assert_eq!(second.text(), "echo: me too", "{}", second.stdout);
+    }
+    send_signal(&first, libc::SIGTERM);
+    finish(first, reader, events);
 }
 
 #[test]
@@ -526,16 +573,19 @@ fn a_100_mib_line_and_a_stderr_flood_keep_memory_bounded() {
     );
     let world = fake_codex("huge", &script);
     let mut command = world.turn_command(&[], "hi");
-    let child = command
+    let mut child = command
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let pid = child.id() as i32;
-    let (stdout, peak_kib) = wait_with_peak_rss(child, pid);
+    let peak = peak_rss_sampler(child.id());
+    let mut stdout = Vec::new();
+    std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    let peak_kib = peak.join().unwrap();
     let run = Run::from_output(std::process::Output {
-        status: std::os::unix::process::ExitStatusExt::from_raw(0),
+        status,
         stdout,
         stderr: Vec::new(),
     });
@@ -545,23 +595,28 @@ fn a_100_mib_line_and_a_stderr_flood_keep_memory_bounded() {
         .iter()
         .any(|n| n["message"].as_str().unwrap().contains("104857600 bytes")));
     // The cap is 16 MiB; without it the line alone would take over 100 MiB.
+    assert!(peak_kib > 0, "the sampler saw the adapter");
     assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
 }
 
-/// Drains the child's pipes and reaps it with wait4, for its peak RSS (KiB).
-fn wait_with_peak_rss(mut child: Child, pid: i32) -> (Vec<u8>, i64) {
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let err = std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut stdout, &mut out).unwrap();
-    err.join().unwrap().unwrap();
-    let mut status = 0;
-    // SAFETY: rusage is plain data, filled by the kernel.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waiting for our own child; std's Child is not waited afterwards.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid);
-    std::mem::forget(child);
-    (out, usage.ru_maxrss)
+/// Samples a process's own peak RSS (VmHWM, KiB) until it is gone. Not
+/// wait4's ru_maxrss: that counts the forked copy of this big test
+/// process before exec.
+fn peak_rss_sampler(pid: u32) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            let hwm = status.lines().find_map(|line| line.strip_prefix("VmHWM:"));
+            let Some(hwm) = hwm else { break }; // a zombie has no memory left
+            let kib: u64 = hwm
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            peak = peak.max(kib);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        peak
+    })
 }

@@ -90,7 +90,7 @@ fn doctor_approves_a_good_setup() {
     assert_eq!(verdict(&report, "workspace"), "ok");
     let text = report.to_string();
     assert!(
-        text.contains("0.169.0") && text.contains("native binary"),
+        text.contains("supported: 0.135.0 and later") && text.contains("native binary"),
         "{text}"
     );
 }

@@ -2,10 +2,8 @@
 //! (pinned and oldest) against the mock, with `turn --record`. Ignored in
 //! `make test`; the golden test then needs `make bless` and a review.
 
-use std::path::Path;
-
 use crate::golden::fixtures;
-use crate::support::{codex_launcher, codex_launcher_oldest, World};
+use crate::support::{codex_launcher, codex_version, World};
 
 /// Scenario name → message sent to the mock.
 const SCENARIOS: &[(&str, &str)] = &[
@@ -23,24 +21,14 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("slow", "mock:slow"),
 ];
 
-fn version_of(launcher: &Path) -> String {
-    // …/.codex/<version>/node_modules/.bin/codex
-    let output = std::process::Command::new(launcher)
-        .arg("--version")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.split_whitespace()
-        .last()
-        .unwrap_or("unknown")
-        .to_string()
-}
-
 #[test]
 #[ignore = "re-records fixtures; run with `make record`"]
 fn record_fixtures() {
-    for launcher in [codex_launcher(), codex_launcher_oldest()] {
-        let version = version_of(&launcher);
+    // The codex under test (PLEXUM_TEST_CODEX); `make record` loops over versions.
+    {
+        let launcher = codex_launcher();
+        let (major, minor, patch) = codex_version();
+        let version = format!("{major}.{minor}.{patch}");
         let dir = fixtures().join("codex").join(&version);
         std::fs::create_dir_all(&dir).unwrap();
         for (name, message) in SCENARIOS {

@@ -24,6 +24,21 @@ pub fn codex_launcher_oldest() -> PathBuf {
     codex_from("PLEXUM_TEST_CODEX_OLDEST", "0.135.0")
 }
 
+/// The version of the codex under test, e.g. (0, 169, 0).
+pub fn codex_version() -> (u64, u64, u64) {
+    static VERSION: std::sync::OnceLock<(u64, u64, u64)> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let launcher = codex_launcher();
+        let native = plexum_openai_provider::locate::native_for_launcher(&launcher)
+            .map(|binary| binary.path)
+            .unwrap_or(launcher);
+        let output = Command::new(&native).arg("--version").output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        plexum_openai_provider::doctor::parse_version(&text)
+            .unwrap_or_else(|| panic!("codex --version said {text:?}"))
+    })
+}
+
 fn codex_from(variable: &str, version: &str) -> PathBuf {
     let path = std::env::var_os(variable)
         .map(PathBuf::from)

@@ -30,6 +30,7 @@ use serde_json::{json, Value};
 pub struct ReportedUsage {
     pub input_tokens: u64,
     pub cached_tokens: u64,
+    pub cache_write_tokens: u64,
     pub output_tokens: u64,
     pub reasoning_tokens: u64,
 }
@@ -208,6 +209,7 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
     let usage = ReportedUsage {
         input_tokens: 1000 + 10 * input_items,
         cached_tokens: 100 + input_items,
+        cache_write_tokens: 7,
         output_tokens: 20 + input_items,
         reasoning_tokens: 3,
     };
@@ -331,7 +333,7 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
     events.push(
         json!({"type": "response.completed", "response": {"id": id, "usage": {
         "input_tokens": usage.input_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": usage.cache_write_tokens},
         "output_tokens": usage.output_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.input_tokens + usage.output_tokens}}}),
