@@ -58,6 +58,11 @@ $(CODEX_ROOT)/%/node_modules/.bin/codex:
 clean-codex:
 	rm -rf $(CODEX_ROOT)
 
+# Benchmarks against their budgets (release build; never timed asserts in tests).
+bench: codex
+	cargo build --release --quiet --bins --example bench
+	target/release/examples/bench
+
 # Fuzz the translator (cargo-fuzz; stable toolchain via RUSTC_BOOTSTRAP).
 FUZZ_SECONDS ?= 60
 fuzz:

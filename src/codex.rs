@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
@@ -109,6 +110,8 @@ pub struct SpawnRequest<'a> {
 /// A running codex. Dropping it kills codex's process group and reaps it.
 pub struct CodexProcess {
     child: Child,
+    /// Readable once codex has exited: waits wake at once, not on a tick.
+    pidfd: Option<OwnedFd>,
     status: Option<ExitStatus>,
     pub lines: Receiver<StdoutMessage>,
     stderr_facts: Arc<Mutex<StderrFacts>>,
@@ -141,6 +144,7 @@ impl CodexProcess {
             });
         }
         let mut child = command.spawn()?;
+        let pidfd = pidfd_open(child.id());
         let mut threads = Vec::new();
 
         let stdin = child.stdin.take().expect("stdin is piped");
@@ -188,6 +192,7 @@ impl CodexProcess {
 
         Ok(CodexProcess {
             child,
+            pidfd,
             status: None,
             lines,
             stderr_facts,
@@ -208,7 +213,6 @@ impl CodexProcess {
             return Ok(Some(status));
         }
         let deadline = Instant::now() + limit;
-        let mut pause = Duration::from_millis(1);
         loop {
             if let Some(status) = self.child.try_wait()? {
                 self.status = Some(status);
@@ -218,8 +222,12 @@ impl CodexProcess {
             if now >= deadline {
                 return Ok(None);
             }
-            std::thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(Duration::from_millis(20));
+            let pause = deadline - now;
+            match &self.pidfd {
+                Some(pidfd) => wait_readable(pidfd, pause),
+                // Kernels before 5.3: a short sleep.
+                None => std::thread::sleep(pause.min(Duration::from_millis(1))),
+            }
         }
     }
 
@@ -272,6 +280,28 @@ impl Drop for CodexProcess {
     }
 }
 
+/// A descriptor that becomes readable when the process exits (Linux 5.3+).
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: plain syscall; a non-negative result is a new descriptor we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: fd was just returned by the kernel and is owned by nobody else.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Blocks until `fd` is readable or `limit` has passed.
+fn wait_readable(fd: &OwnedFd, limit: Duration) {
+    let mut pollfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = limit.as_millis().clamp(1, i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd.
+    unsafe {
+        libc::poll(&mut pollfd, 1, millis);
+    }
+}
+
 /// A human description of how codex ended, e.g. "exited with code 2".
 pub fn describe_exit(status: &ExitStatus) -> String {
     match (status.code(), status.signal()) {
@@ -295,25 +325,41 @@ pub fn become_subreaper() {
 pub fn reap_orphans() {
     let me = std::process::id() as i32;
     for _ in 0..100 {
-        // Reap whatever already exited.
+        // Reap whatever already exited; ECHILD means we have no child at
+        // all, so nothing was left behind (and /proc need not be read).
         loop {
             // SAFETY: plain syscall with a null status pointer.
             let pid = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
-            if pid <= 0 {
-                break;
+            if pid > 0 {
+                continue;
             }
+            if pid < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
+                return;
+            }
+            break;
         }
         let children = children_of(me);
         if children.is_empty() {
             return;
         }
-        for pid in children {
+        crate::log::debug!(
+            "killing {} process(es) the turn left behind",
+            children.len()
+        );
+        for &pid in &children {
             // SAFETY: plain syscall; the pid is our unreaped child, so not reused.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
             }
         }
-        std::thread::sleep(Duration::from_millis(5));
+        // SIGKILL cannot be caught: each exits at once; reap it. Their own
+        // children are re-parented to us, hence the next round.
+        for pid in children {
+            // SAFETY: plain syscall on our own child.
+            unsafe {
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
     }
 }
 

@@ -82,8 +82,11 @@ fn parse(bytes: &[u8]) -> Stored {
     }
 }
 
-/// Writes the session atomically: a temporary file, fsync, rename, fsync of
-/// the folder. A crash leaves the old file or the new one, never half of one.
+/// Writes the session atomically: a temporary file, fsync, rename. A crash
+/// leaves the old file or the new one, never half of one; the fsync keeps a
+/// power loss from leaving an empty file under the new name. The folder is
+/// not synced: on a power loss the rename may be lost, which leaves the
+/// previous, consistent file (a sync would cost ~0.3 ms twice a turn).
 pub fn write(workspace: &Path, thread_id: &str, totals: Option<Usage>) -> io::Result<()> {
     let session = SessionJson {
         thread_id: thread_id.to_string(),
@@ -96,8 +99,7 @@ pub fn write(workspace: &Path, thread_id: &str, totals: Option<Usage>) -> io::Re
         let mut file = File::create(&temporary)?;
         file.write_all(&json)?;
         file.sync_all()?;
-        std::fs::rename(&temporary, session_path(workspace))?;
-        File::open(workspace)?.sync_all()
+        std::fs::rename(&temporary, session_path(workspace))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temporary);
