@@ -180,7 +180,11 @@ impl Bench {
 
     fn turn(&self, config: &Path, workspace: &Path, message: &str) -> Command {
         let mut command = Command::new(&self.adapter);
+        // A clean HOME for both sides: codex starts a login shell, and a
+        // profile that starts background jobs (pyenv rehash here) would
+        // leave them running after direct runs and skew later ones.
         command
+            .env("HOME", &self.dir)
             .args(["turn", "--format", "jsonl", "--config"])
             .arg(config)
             .arg("--workspace")
@@ -193,6 +197,7 @@ impl Bench {
     fn direct(&self, program: &Path, workspace: &Path, env: &[(&str, &Path)]) -> Command {
         let mut command = Command::new(program);
         command
+            .env("HOME", &self.dir)
             .args([
                 "exec",
                 "--json",
@@ -274,7 +279,7 @@ impl Bench {
         ));
 
         // The npm launcher, as operators ran codex before.
-        let (_, launcher_ms, _, launcher_diff) = self.alternate(
+        let (launcher_ms, native_ms, _, launcher_diff) = self.alternate(
             runs,
             |i| {
                 timed(
@@ -297,7 +302,9 @@ impl Bench {
                 )
             },
         );
-        println!("npm launcher (node_modules/.bin/codex) {launcher_ms:.1} ms: {launcher_diff:+.1} ms per turn over the native binary the adapter runs");
+        println!(
+            "npm launcher (node_modules/.bin/codex) {launcher_ms:.1} ms vs the native binary the adapter runs {native_ms:.1} ms: {launcher_diff:+.1} ms per turn"
+        );
 
         // A fake codex that prints a recorded stream at once: the adapter's own cost.
         let stream = self.root.join("fixtures/codex/0.169.0/tool.codex.jsonl");
