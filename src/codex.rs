@@ -168,12 +168,19 @@ impl CodexProcess {
             let mut reader = LineReader::new(BufReader::with_capacity(64 * 1024, stdout), record);
             loop {
                 let mut buf = Vec::new();
-                let message = match reader.next_line(&mut buf) {
-                    Ok(LineRead::Line) => StdoutMessage::Line(buf),
-                    Ok(LineRead::Oversized(length)) => StdoutMessage::Oversized(length),
-                    Ok(LineRead::End) => break,
-                    Err(error) => StdoutMessage::Failed(error),
+                let message = loop {
+                    match reader.next_line(&mut buf) {
+                        Ok(LineRead::Line) => break StdoutMessage::Line(buf),
+                        Ok(LineRead::Oversized(length)) => break StdoutMessage::Oversized(length),
+                        Ok(LineRead::End) => break StdoutMessage::End,
+                        // The turn's loop watches the signals, not this thread.
+                        Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(error) => break StdoutMessage::Failed(error),
+                    }
                 };
+                if matches!(message, StdoutMessage::End) {
+                    break;
+                }
                 let failed = matches!(message, StdoutMessage::Failed(_));
                 if let Err(error) = reader.flush_record() {
                     let _ = sender.send(StdoutMessage::Failed(error));

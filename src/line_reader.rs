@@ -22,6 +22,9 @@ pub struct LineReader<R> {
     reader: R,
     record: Option<Box<dyn Write + Send>>,
     max_line: usize,
+    /// Bytes of the line being read so far; kept across an interrupted
+    /// read so the caller can look at its signals and call again.
+    length: Option<usize>,
 }
 
 impl<R: BufRead> LineReader<R> {
@@ -30,6 +33,7 @@ impl<R: BufRead> LineReader<R> {
             reader,
             record,
             max_line: MAX_LINE_BYTES,
+            length: None,
         }
     }
 
@@ -39,15 +43,26 @@ impl<R: BufRead> LineReader<R> {
     }
 
     /// Reads the next line into `buf` (cleared first). A last line without
-    /// `\n` still counts as a line.
+    /// `\n` still counts as a line. An interrupted read (a signal) returns
+    /// `ErrorKind::Interrupted`; calling again with the same `buf` goes on
+    /// with the same line.
     pub fn next_line(&mut self, buf: &mut Vec<u8>) -> io::Result<LineRead> {
-        buf.clear();
-        let mut length = 0usize;
+        let mut length = match self.length.take() {
+            Some(length) => length,
+            None => {
+                buf.clear();
+                0
+            }
+        };
         loop {
             let available = match self.reader.fill_buf() {
                 Ok(available) => available,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(error),
+                Err(error) => {
+                    if error.kind() == io::ErrorKind::Interrupted {
+                        self.length = Some(length);
+                    }
+                    return Err(error);
+                }
             };
             if available.is_empty() {
                 return Ok(match length {

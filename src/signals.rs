@@ -11,14 +11,16 @@ extern "C" fn record(signal: libc::c_int) {
 }
 
 /// Installs the recording handler for SIGTERM, SIGINT and SIGHUP.
-pub fn install() {
+/// `restart`: interrupted reads resume (a turn, whose loop ticks anyway);
+/// without it a blocked read returns EINTR so `replay` notices at once.
+pub fn install(restart: bool) {
     for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is
         // async-signal-safe; the sigaction struct is fully initialised.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = record as *const () as usize;
-            action.sa_flags = libc::SA_RESTART;
+            action.sa_flags = if restart { libc::SA_RESTART } else { 0 };
             libc::sigemptyset(&mut action.sa_mask);
             libc::sigaction(signal, &action, std::ptr::null_mut());
         }
@@ -31,6 +33,14 @@ pub fn received() -> Option<i32> {
         0 => None,
         signal => Some(signal),
     }
+}
+
+/// The terminal error for a run stopped by `signal`.
+pub fn cancelled(signal: i32, what: &str) -> crate::event::TurnError {
+    crate::event::TurnError::new(
+        crate::event::ErrorCode::Cancelled,
+        format!("the adapter received {}; {what}", name(signal)),
+    )
 }
 
 pub fn name(signal: i32) -> &'static str {

@@ -47,7 +47,7 @@ struct Prepared {
 
 pub fn run(args: TurnArgs) -> ExitCode {
     let started = Instant::now();
-    signals::install();
+    signals::install(true);
     let mut output = Output::stdout(args.output);
     let prepared = match prepare(args) {
         Ok(prepared) => prepared,
@@ -127,12 +127,17 @@ fn prepare(args: TurnArgs) -> Result<Prepared, TurnError> {
         ),
         None => None,
     };
+    // Codex runs in the workspace: relative paths must not move with it.
+    let mut images = Vec::with_capacity(args.images.len());
     for image in &args.images {
-        if !image.is_file() {
-            return Err(TurnError::new(
-                ErrorCode::Usage,
-                format!("--image {}: no such file", image.display()),
-            ));
+        match std::fs::canonicalize(image) {
+            Ok(path) if path.is_file() => images.push(path),
+            _ => {
+                return Err(TurnError::new(
+                    ErrorCode::Usage,
+                    format!("--image {}: no such file", image.display()),
+                ));
+            }
         }
     }
     let timeout = Duration::from_secs(args.timeout_secs.unwrap_or(config.timeout_secs));
@@ -143,7 +148,7 @@ fn prepare(args: TurnArgs) -> Result<Prepared, TurnError> {
         workspace,
         message,
         binary,
-        images: args.images,
+        images,
         record,
         timeout,
         stored,

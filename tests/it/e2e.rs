@@ -326,3 +326,39 @@ fn the_oldest_supported_codex_works_too() {
         .unwrap();
     assert_eq!(input, total - first_total);
 }
+
+/// A 1×1 PNG.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+#[test]
+fn an_image_given_by_a_relative_path_reaches_the_model() {
+    let world = World::new("image");
+    std::fs::write(world.dir.join("pixel.png"), PNG).unwrap();
+    // Relative to where the adapter runs, not to the workspace.
+    let mut command = world.turn_command(&["--image", "pixel.png"], "what is in the picture?");
+    command.current_dir(&world.dir);
+    let run = run(&mut command, None);
+    assert_eq!(
+        run.terminal()["type"],
+        "message_end",
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let request = world.mock.requests().pop().unwrap();
+    let has_image = request["input"].as_array().unwrap().iter().any(|item| {
+        item["role"] == "user"
+            && item["content"]
+                .as_array()
+                .is_some_and(|parts| parts.iter().any(|p| p["type"] == "input_image"))
+    });
+    assert!(has_image, "no input_image in {request}");
+    let missing = world.turn_with(&["--image", "no-such.png"], "hi", None);
+    assert_eq!(missing.error_code(), "usage");
+}

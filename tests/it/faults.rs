@@ -142,6 +142,25 @@ fn signals_cancel_the_turn_and_stop_codex() {
 }
 
 #[test]
+fn a_signal_ends_a_replay_waiting_on_stdin_with_cancelled() {
+    let mut command = crate::support::adapter();
+    command
+        .args(["replay", "--format", "jsonl", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    // One line, then the pipe stays open: the replay blocks on stdin.
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, format!("{THREAD}\n").as_bytes()).unwrap();
+    let (events, reader) = read_until(&mut child, "message_start");
+    send_signal(&child, libc::SIGTERM);
+    let run = finish(child, reader, events);
+    drop(stdin);
+    assert_eq!(run.error_code(), "cancelled", "{}", run.stdout);
+}
+
+#[test]
 fn a_host_that_closes_stdout_stops_the_turn_quietly() {
     let world = World::new("epipe");
     let mut child = spawn(&mut world.turn_command(&[], "mock:hang"), None);
