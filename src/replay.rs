@@ -10,10 +10,12 @@ use crate::cli::{ReplayArgs, ReplayInput};
 use crate::event::{ErrorCode, Event, TurnError};
 use crate::line_reader::{LineRead, LineReader};
 use crate::output::Output;
+use crate::signals;
 use crate::translate::{StreamEnd, Translator, TurnContext, DEFAULT_OUTPUT_LIMIT};
 use crate::turn::finish_with;
 
 pub fn run(args: ReplayArgs) -> ExitCode {
+    signals::install(false);
     let mut output = Output::stdout(args.output);
     let input: Box<dyn BufRead> = match &args.input {
         Some(ReplayInput::File(path)) => match File::open(path) {
@@ -62,12 +64,17 @@ pub fn translate_stream<W: io::Write>(
     let mut line = Vec::new();
     let mut events = Vec::new();
     let end = loop {
+        if let Some(signal) = signals::received() {
+            break StreamEnd::Stopped(signals::cancelled(signal, "the replay was stopped"));
+        }
         match lines.next_line(&mut line) {
             Ok(LineRead::Line) => {
                 translator.line(&line, &mut events);
             }
             Ok(LineRead::Oversized(length)) => translator.oversized_line(length, &mut events),
             Ok(LineRead::End) => break StreamEnd::Closed,
+            // A signal: checked at the top of the loop.
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => {
                 let message = format!("reading the recorded stream failed: {error}");
                 break StreamEnd::Stopped(TurnError::new(ErrorCode::Protocol, message));

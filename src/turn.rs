@@ -548,13 +548,7 @@ fn stdout_closed() -> bool {
 
 fn stop_reason(deadline: Instant) -> Option<TurnError> {
     if let Some(signal) = signals::received() {
-        return Some(TurnError::new(
-            ErrorCode::Cancelled,
-            format!(
-                "the adapter received {}; codex was stopped",
-                signals::name(signal)
-            ),
-        ));
+        return Some(signals::cancelled(signal, "codex was stopped"));
     }
     if Instant::now() >= deadline {
         return Some(TurnError::new(
