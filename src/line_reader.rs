@@ -119,6 +119,7 @@ fn memchr_newline(bytes: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]
@@ -147,6 +148,46 @@ mod tests {
         assert_eq!(lines.next_line(&mut buf).unwrap(), LineRead::Oversized(20));
         assert_eq!(lines.next_line(&mut buf).unwrap(), LineRead::End);
         assert_eq!(*record.0.lock().unwrap(), input);
+    }
+
+    /// Yields its chunks one read at a time, with an EINTR between them.
+    struct Interrupting {
+        chunks: Vec<&'static [u8]>,
+        interrupt_next: bool,
+    }
+    impl Read for Interrupting {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if std::mem::take(&mut self.interrupt_next) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            self.interrupt_next = true;
+            if self.chunks.is_empty() {
+                return Ok(0);
+            }
+            let chunk = self.chunks.remove(0);
+            out[..chunk.len()].copy_from_slice(chunk);
+            Ok(chunk.len())
+        }
+    }
+
+    #[test]
+    fn an_interrupted_read_keeps_the_line_so_far() {
+        let source = Interrupting {
+            chunks: vec![b"hal", b"f a line\nnext\n"],
+            interrupt_next: false,
+        };
+        let mut lines = LineReader::new(io::BufReader::new(source), None);
+        let mut buf = Vec::new();
+        let mut results = Vec::new();
+        loop {
+            match lines.next_line(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(LineRead::Line) => results.push(String::from_utf8(buf.clone()).unwrap()),
+                Ok(LineRead::End) => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(results, ["half a line", "next"]);
     }
 
     #[test]
