@@ -50,7 +50,7 @@ fn usage_is_per_turn_over_three_turns() {
     for message in ["one", "mock:tool two", "three"] {
         let run = world.turn(message);
         let end = run.terminal();
-        assert_eq!(end["type"], "message_end", "{}", run.stdout);
+        run.assert_completed();
         // This turn's usage is what the mock reported during this turn.
         let reported = world.mock.reported_usage();
         let this_turn = &reported[reported_before..];
@@ -94,7 +94,7 @@ fn usage_is_per_turn_over_three_turns() {
 fn a_tool_call_and_its_result() {
     let world = World::new("tool");
     let run = world.turn("mock:tool run something");
-    assert_eq!(run.terminal()["type"], "message_end", "{}", run.stdout);
+    run.assert_completed();
     let call = run.of_type("tool_call")[0];
     assert_eq!(call["kind"], "command");
     assert!(call["input"]["command"]
@@ -184,19 +184,14 @@ fn messages_that_look_like_flags_reach_codex_as_text() {
     ] {
         std::fs::remove_file(world.workspace.join(".plexum-codex-session")).ok();
         let run = world.turn(message);
-        assert_eq!(
-            run.terminal()["type"],
-            "message_end",
-            "{message}: {}",
-            run.stdout
-        );
+        run.assert_completed();
         let request = world.mock.requests().pop().unwrap();
         assert_eq!(user_texts(&request).last().unwrap(), message);
     }
     // A message that is exactly "-" goes as `-` with the text on stdin.
     std::fs::remove_file(world.workspace.join(".plexum-codex-session")).ok();
     let run = world.turn_with(&[], "-", Some(b"-"));
-    assert_eq!(run.terminal()["type"], "message_end", "{}", run.stdout);
+    run.assert_completed();
     assert_eq!(
         user_texts(&world.mock.requests().pop().unwrap())
             .last()
@@ -212,7 +207,7 @@ fn a_300_kib_message_on_stdin_arrives_intact() {
         .map(|i| format!("{i:08} line of the big message\n"))
         .collect();
     let run = world.turn_with(&[], "-", Some(message.as_bytes()));
-    assert_eq!(run.terminal()["type"], "message_end", "{}", run.stderr);
+    run.assert_completed();
     let request = world.mock.requests().pop().unwrap();
     assert_eq!(*user_texts(&request).last().unwrap(), message);
 }
@@ -237,7 +232,7 @@ fn record_then_replay_gives_the_same_events() {
     let record = world.dir.join("turn.jsonl");
     let record_arg = record.to_str().unwrap();
     let run = world.turn_with(&["--record", record_arg], "mock:tool record me", None);
-    assert_eq!(run.terminal()["type"], "message_end");
+    run.assert_completed();
     let replayed = crate::support::run(
         crate::support::adapter().args(["replay", "--format", "jsonl", record_arg]),
         None,
@@ -280,7 +275,7 @@ fn the_npm_launcher_is_replaced_by_the_native_binary() {
     let mut command = world.turn_command(&[], "which binary?");
     command.env("PLEXUM_LOG", "debug");
     let run = run(&mut command, None);
-    assert_eq!(run.terminal()["type"], "message_end");
+    run.assert_completed();
     let line = run
         .stderr
         .lines()
@@ -299,13 +294,7 @@ fn the_npm_launcher_is_replaced_by_the_native_binary() {
 fn the_oldest_supported_codex_works_too() {
     let world = World::with_codex("oldest", &crate::support::codex_launcher_oldest());
     let first = world.turn("mock:tool on the oldest codex");
-    assert_eq!(
-        first.terminal()["type"],
-        "message_end",
-        "{}\n{}",
-        first.stdout,
-        first.stderr
-    );
+    first.assert_completed();
     assert!(!first.of_type("tool_call").is_empty());
     // Every tool call is closed, whether or not 0.135 reported its completion.
     assert_eq!(
@@ -344,13 +333,7 @@ fn an_image_given_by_a_relative_path_reaches_the_model() {
     let mut command = world.turn_command(&["--image", "pixel.png"], "what is in the picture?");
     command.current_dir(&world.dir);
     let run = run(&mut command, None);
-    assert_eq!(
-        run.terminal()["type"],
-        "message_end",
-        "{}\n{}",
-        run.stdout,
-        run.stderr
-    );
+    run.assert_completed();
     let request = world.mock.requests().pop().unwrap();
     let has_image = request["input"].as_array().unwrap().iter().any(|item| {
         item["role"] == "user"

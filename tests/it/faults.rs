@@ -259,7 +259,7 @@ fn commands_codex_started_do_not_outlive_the_turn() {
             let output = child.wait_with_output().unwrap();
             let run = Run::from_output(output);
             if how == "normal" {
-                assert_eq!(run.terminal()["type"], "message_end", "{}", run.stdout);
+                run.assert_completed();
             } else {
                 assert_eq!(run.error_code(), "timeout");
             }
@@ -369,13 +369,7 @@ fn a_stale_thread_is_replaced_in_the_same_run() {
     )
     .unwrap();
     let run = world.turn("are you there?");
-    assert_eq!(
-        run.terminal()["type"],
-        "message_end",
-        "{}\n{}",
-        run.stdout,
-        run.stderr
-    );
+    run.assert_completed();
     assert_eq!(
         run.text(),
         "echo: are you there?",
@@ -608,7 +602,7 @@ fn a_100_mib_line_and_a_stderr_flood_keep_memory_bounded() {
         stdout,
         stderr: Vec::new(),
     });
-    assert_eq!(run.terminal()["type"], "message_end", "{}", run.stdout);
+    run.assert_completed();
     assert!(run
         .of_type("notice")
         .iter()

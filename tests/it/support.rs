@@ -253,6 +253,17 @@ impl Run {
         (0..self.events.len()).map(|i| self.kind(i)).collect()
     }
 
+    /// The turn ended with `message_end`; otherwise shows what it printed.
+    pub fn assert_completed(&self) {
+        assert_eq!(
+            self.terminal()["type"],
+            "message_end",
+            "the turn did not complete:\n{}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+    }
+
     pub fn terminal(&self) -> &Value {
         self.events.last().unwrap()
     }
