@@ -297,165 +297,178 @@ enum LoopEnd {
 fn execute(prepared: Prepared, output: &mut Output<io::Stdout>) -> ExitCode {
     codex::become_subreaper();
     let deadline = Instant::now() + prepared.timeout;
-    let mut start = start_from(&prepared.stored, &prepared.workspace);
-    let mut record = prepared.record;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let request = ExecRequest {
-            sandbox: Some(prepared.config.sandbox),
-            codex_model: prepared.model.codex_model.as_deref(),
-            images: &prepared.images,
-            extra_args: &prepared.config.extra_args,
-            resume_thread: start.resume.as_deref(),
-        };
-        let args = codex::exec_args(&request);
-        let mut env = prepared.binary.launcher_env.clone();
-        env.extend(
-            prepared
-                .config
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), OsString::from(v))),
-        );
-        log::debug!(
-            "running {} {:?} in {}",
-            prepared.binary.path.display(),
-            args,
-            prepared.workspace.display()
-        );
-        let spawn_record = match record.as_ref().map(|file| file.try_clone()) {
-            Some(Ok(file)) => Some(file),
-            Some(Err(error)) => {
-                let error = TurnError::new(
-                    ErrorCode::Internal,
-                    format!("cannot reuse the --record file: {error}"),
-                );
-                return finish_with(output, Event::Error(error));
-            }
-            None => None,
-        };
-        let spawned = CodexProcess::spawn(SpawnRequest {
-            program: &prepared.binary.path,
-            args,
-            workspace: &prepared.workspace,
-            env,
-            message: prepared.message.clone(),
-            record: spawn_record,
-            echo_stderr: log::enabled(log::Level::Debug),
-        });
-        let mut process = match spawned {
-            Ok(process) => process,
-            Err(error) => {
-                let error = TurnError::new(
-                    ErrorCode::CodexNotFound,
-                    format!(
-                        "cannot start codex at {}: {error}; set `binary` in the config to the absolute path of a working codex",
-                        prepared.binary.path.display()
-                    ),
-                );
-                return finish_with(output, Event::Error(error));
-            }
-        };
-        let mut translator = Translator::new(TurnContext {
-            model: prepared.model.plexum_id.clone(),
-            resumed_thread: start.resume.clone(),
-            previous_totals: start.previous_totals,
-            notices: std::mem::take(&mut start.notices),
-            output_limit: DEFAULT_OUTPUT_LIMIT,
-        });
-        let mut events = Vec::new();
-        let mut loop_end = pump(
-            &mut process,
-            &mut translator,
-            &mut events,
-            output,
-            &prepared.workspace,
-            deadline,
-        );
+    let start = start_from(&prepared.stored, &prepared.workspace);
+    let Some(stale) = start.resume.clone() else {
+        return run_codex(&prepared, start, deadline, output).unwrap_or(ExitCode::FAILURE);
+    };
+    if let Some(code) = run_codex(&prepared, start, deadline, output) {
+        return code;
+    }
+    // Codex no longer knows the thread: start afresh in this run so the
+    // user's message is not lost.
+    let message = format!(
+        "codex no longer knows thread {stale} (its sessions were removed or CODEX_HOME changed); started a new thread"
+    );
+    log::warning!("{message}");
+    let fresh = Start {
+        resume: None,
+        previous_totals: Some(Usage::default()),
+        notices: vec![Event::notice(NoticeLevel::Warning, message)],
+    };
+    run_codex(&prepared, fresh, deadline, output).unwrap_or(ExitCode::FAILURE)
+}
 
-        // Codex's stdout ended: its exit (bounded by the same clock and
-        // signals) tells why.
-        if matches!(loop_end, LoopEnd::StreamClosed) {
-            loop_end = match wait_for_exit(&mut process, deadline, prepared.timeout) {
-                Ok(()) => LoopEnd::StreamClosed,
-                Err(stop) => LoopEnd::Stop(stop),
-            };
+/// Runs codex once from `start` and ends the turn; `None` when codex said
+/// the thread to resume is unknown before naming any thread (nothing was
+/// printed then, so the caller can start a new thread in the same run).
+fn run_codex(
+    prepared: &Prepared,
+    start: Start,
+    deadline: Instant,
+    output: &mut Output<io::Stdout>,
+) -> Option<ExitCode> {
+    let request = ExecRequest {
+        sandbox: Some(prepared.config.sandbox),
+        codex_model: prepared.model.codex_model.as_deref(),
+        images: &prepared.images,
+        extra_args: &prepared.config.extra_args,
+        resume_thread: start.resume.as_deref(),
+    };
+    let args = codex::exec_args(&request);
+    let mut env = prepared.binary.launcher_env.clone();
+    env.extend(
+        prepared
+            .config
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), OsString::from(v))),
+    );
+    log::debug!(
+        "running {} {:?} in {}",
+        prepared.binary.path.display(),
+        args,
+        prepared.workspace.display()
+    );
+    let record = match prepared.record.as_ref().map(std::fs::File::try_clone) {
+        Some(Ok(file)) => Some(file),
+        Some(Err(error)) => {
+            let error = TurnError::new(
+                ErrorCode::Internal,
+                format!("cannot reuse the --record file: {error}"),
+            );
+            return Some(finish_with(output, Event::Error(error)));
         }
-        let stream_end = match loop_end {
-            LoopEnd::HostGone => {
+        None => None,
+    };
+    let spawned = CodexProcess::spawn(SpawnRequest {
+        program: &prepared.binary.path,
+        args,
+        workspace: &prepared.workspace,
+        env,
+        message: prepared.message.clone(),
+        record,
+        echo_stderr: log::enabled(log::Level::Debug),
+    });
+    let mut process = match spawned {
+        Ok(process) => process,
+        Err(error) => {
+            let error = TurnError::new(
+                ErrorCode::CodexNotFound,
+                format!(
+                    "cannot start codex at {}: {error}; set `binary` in the config to the absolute path of a working codex",
+                    prepared.binary.path.display()
+                ),
+            );
+            return Some(finish_with(output, Event::Error(error)));
+        }
+    };
+    let resuming = start.resume.is_some();
+    let mut translator = Translator::new(TurnContext {
+        model: prepared.model.plexum_id.clone(),
+        resumed_thread: start.resume,
+        previous_totals: start.previous_totals,
+        notices: start.notices,
+        output_limit: DEFAULT_OUTPUT_LIMIT,
+    });
+    let mut events = Vec::new();
+    let mut loop_end = pump(
+        &mut process,
+        &mut translator,
+        &mut events,
+        output,
+        &prepared.workspace,
+        deadline,
+    );
+    // Codex's stdout ended: its exit (bounded by the same clock and
+    // signals) tells why.
+    if matches!(loop_end, LoopEnd::StreamClosed) {
+        if let Err(stop) = wait_for_exit(&mut process, deadline) {
+            loop_end = LoopEnd::Stop(stop);
+        }
+    }
+    let stream_end = match loop_end {
+        LoopEnd::HostGone => {
+            process.finish();
+            log::info!("the host closed our stdout; codex was stopped");
+            return Some(ExitCode::FAILURE);
+        }
+        LoopEnd::Terminal => {
+            if process.wait_for(EXIT_GRACE).ok().flatten().is_none() {
+                log::warning!(
+                    "codex did not exit within {EXIT_GRACE:?} of finishing its turn; stopping it"
+                );
+            }
+            process.finish();
+            return Some(if translator.succeeded() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        LoopEnd::Stop(error) => {
+            let status = process.stop();
+            log::debug!("codex stopped: {status:?}");
+            StreamEnd::Stopped(error.with_detail(process.stderr_facts().tail_text()))
+        }
+        LoopEnd::StreamClosed => {
+            let status = process.stop();
+            let facts = process.stderr_facts();
+            if resuming && facts.unknown_thread && translator.session_id().is_none() {
                 process.finish();
-                log::info!("the host closed our stdout; codex was stopped");
-                return ExitCode::FAILURE;
+                return None;
             }
-            LoopEnd::Terminal => {
-                if process.wait_for(EXIT_GRACE).ok().flatten().is_none() {
-                    log::warning!("codex did not exit within {EXIT_GRACE:?} of finishing its turn; stopping it");
-                }
-                process.finish();
-                return if translator.succeeded() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                };
-            }
-            LoopEnd::Stop(error) => {
-                let status = process.stop();
-                let facts = process.stderr_facts();
-                log::debug!("codex stopped: {status:?}");
-                StreamEnd::Stopped(error.with_detail(facts.tail_text()))
-            }
-            LoopEnd::StreamClosed => {
-                let status = process.stop();
-                let facts = process.stderr_facts();
-                let named = translator.session_id().is_some();
-                if !named && facts.unknown_thread && start.resume.is_some() && attempt == 1 {
-                    // Codex no longer knows the thread: start afresh in this
-                    // run so the user's message is not lost.
-                    let stale = start.resume.take().unwrap_or_default();
-                    let message = format!(
-                        "codex no longer knows thread {stale} (its sessions were removed or CODEX_HOME changed); started a new thread"
-                    );
-                    log::warning!("{message}");
-                    start = Start {
-                        resume: None,
-                        previous_totals: Some(Usage::default()),
-                        notices: vec![Event::notice(NoticeLevel::Warning, message)],
-                    };
-                    process.finish();
-                    continue;
-                }
-                if facts.active_writer {
-                    StreamEnd::Stopped(
-                        TurnError::new(
-                            ErrorCode::SessionBusy,
-                            "codex says another process is writing this thread; retry when it has ended",
-                        )
-                        .with_detail(facts.tail_text()),
-                    )
-                } else {
-                    match status {
-                        Ok(status) if status.success() => StreamEnd::Closed,
-                        Ok(status) => StreamEnd::Crashed {
-                            how: codex::describe_exit(&status),
-                            stderr_tail: facts.tail_text(),
-                        },
-                        Err(error) => StreamEnd::Crashed {
-                            how: format!("could not be waited for ({error})"),
-                            stderr_tail: facts.tail_text(),
-                        },
-                    }
-                }
-            }
-        };
-        translator.finish(stream_end, &mut events);
-        let delivered = deliver(&mut events, output, &prepared.workspace, &translator);
-        process.finish();
-        record.take();
-        return match delivered {
-            Ok(code) => code,
-            Err(_) => ExitCode::FAILURE,
-        };
+            closed_stream_end(status, &facts)
+        }
+    };
+    translator.finish(stream_end, &mut events);
+    let delivered = deliver(&mut events, output, &prepared.workspace, &translator);
+    process.finish();
+    Some(delivered.unwrap_or(ExitCode::FAILURE))
+}
+
+/// Why codex's stdout ended without a terminal event, from how it exited
+/// and what it said on stderr.
+fn closed_stream_end(
+    status: io::Result<std::process::ExitStatus>,
+    facts: &codex::StderrFacts,
+) -> StreamEnd {
+    if facts.active_writer {
+        let error = TurnError::new(
+            ErrorCode::SessionBusy,
+            "codex says another process is writing this thread; retry when it has ended",
+        );
+        return StreamEnd::Stopped(error.with_detail(facts.tail_text()));
+    }
+    match status {
+        Ok(status) if status.success() => StreamEnd::Closed,
+        Ok(status) => StreamEnd::Crashed {
+            how: codex::describe_exit(&status),
+            stderr_tail: facts.tail_text(),
+        },
+        Err(error) => StreamEnd::Crashed {
+            how: format!("could not be waited for ({error})"),
+            stderr_tail: facts.tail_text(),
+        },
     }
 }
 
@@ -517,11 +530,7 @@ fn pump(
 
 /// After codex closed its stdout: waits for it to exit, still bounded by
 /// the deadline and signals.
-fn wait_for_exit(
-    process: &mut CodexProcess,
-    deadline: Instant,
-    _timeout: Duration,
-) -> Result<(), TurnError> {
+fn wait_for_exit(process: &mut CodexProcess, deadline: Instant) -> Result<(), TurnError> {
     loop {
         if let Some(stop) = stop_reason(deadline) {
             return Err(stop);
