@@ -165,36 +165,7 @@ impl CodexProcess {
             .record
             .map(|file| Box::new(io::BufWriter::new(file)) as Box<dyn Write + Send>);
         threads.push(std::thread::spawn(move || {
-            let mut reader = LineReader::new(BufReader::with_capacity(64 * 1024, stdout), record);
-            loop {
-                let mut buf = Vec::new();
-                let message = loop {
-                    match reader.next_line(&mut buf) {
-                        Ok(LineRead::Line) => break StdoutMessage::Line(buf),
-                        Ok(LineRead::Oversized(length)) => break StdoutMessage::Oversized(length),
-                        Ok(LineRead::End) => break StdoutMessage::End,
-                        // The turn's loop watches the signals, not this thread.
-                        Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(error) => break StdoutMessage::Failed(error),
-                    }
-                };
-                if matches!(message, StdoutMessage::End) {
-                    break;
-                }
-                let failed = matches!(message, StdoutMessage::Failed(_));
-                if let Err(error) = reader.flush_record() {
-                    let _ = sender.send(StdoutMessage::Failed(error));
-                    return;
-                }
-                if sender.send(message).is_err() || failed {
-                    return;
-                }
-            }
-            let end = match reader.flush_record() {
-                Ok(()) => StdoutMessage::End,
-                Err(error) => StdoutMessage::Failed(error),
-            };
-            let _ = sender.send(end);
+            read_stdout(stdout, record, &sender)
         }));
 
         Ok(CodexProcess {
@@ -400,6 +371,38 @@ fn children_of(parent: i32) -> Vec<i32> {
         }
     }
     children
+}
+
+/// Passes codex's stdout on, a line at a time, until it ends; copies every
+/// byte to the record file first (flushed per line, so a killed turn's
+/// record is whole up to its last line).
+fn read_stdout(
+    stdout: std::process::ChildStdout,
+    record: Option<Box<dyn Write + Send>>,
+    sender: &mpsc::Sender<StdoutMessage>,
+) {
+    let mut reader = LineReader::new(BufReader::with_capacity(64 * 1024, stdout), record);
+    // Kept across an interrupted read: the reader goes on with its line.
+    let mut buf = Vec::new();
+    loop {
+        let message = match reader.next_line(&mut buf) {
+            Ok(LineRead::Line) => StdoutMessage::Line(std::mem::take(&mut buf)),
+            Ok(LineRead::Oversized(length)) => StdoutMessage::Oversized(length),
+            Ok(LineRead::End) => StdoutMessage::End,
+            // The turn's loop watches the signals, not this thread.
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => StdoutMessage::Failed(error),
+        };
+        let last = matches!(message, StdoutMessage::End | StdoutMessage::Failed(_));
+        let message = match reader.flush_record() {
+            Ok(()) => message,
+            Err(error) => StdoutMessage::Failed(error),
+        };
+        let failed = matches!(message, StdoutMessage::Failed(_));
+        if sender.send(message).is_err() || last || failed {
+            return;
+        }
+    }
 }
 
 fn write_stdin(mut stdin: std::process::ChildStdin, message: String) {
