@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::cli::DoctorArgs;
 use crate::config::{Config, ConfigSource, CONFIG_ENV};
 use crate::locate::{self, CodexBinary};
+use crate::output::print_text;
 use crate::session::{self, Stored};
 
 /// The oldest codex release the adapter supports.
@@ -79,10 +80,11 @@ pub fn run(args: DoctorArgs) -> ExitCode {
             ok,
             checks: &checks,
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("the report serialises")
-        );
+        let text = serde_json::to_string_pretty(&report).expect("the report serialises");
+        print_text(&format!(
+            "{text}
+"
+        ));
     } else {
         for check in &checks {
             let tag = match check.verdict {
@@ -90,9 +92,9 @@ pub fn run(args: DoctorArgs) -> ExitCode {
                 Verdict::Warning => "warning",
                 Verdict::Problem => "PROBLEM",
             };
-            println!("{tag} {}: {}", check.name, check.detail);
+            print_text(&format!("{tag} {}: {}\n", check.name, check.detail));
             if let Some(fix) = &check.fix {
-                println!("        fix: {fix}");
+                print_text(&format!("        fix: {fix}\n"));
             }
         }
         let verdict = if ok {
@@ -100,7 +102,7 @@ pub fn run(args: DoctorArgs) -> ExitCode {
         } else {
             "a turn would fail: fix the problems above"
         };
-        println!("{verdict}");
+        print_text(&format!("{verdict}\n"));
     }
     if ok {
         ExitCode::SUCCESS

@@ -78,11 +78,15 @@ fn dispatch(command: Command) -> ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Session { action, workspace } => session_command::run(action, &workspace),
         Command::Help(text) => {
-            print!("{text}");
+            output::print_text(text);
             ExitCode::SUCCESS
         }
         Command::Version => {
-            println!("plexum-openai-provider {}", env!("CARGO_PKG_VERSION"));
+            output::print_text(concat!(
+                "plexum-openai-provider ",
+                env!("CARGO_PKG_VERSION"),
+                "\n"
+            ));
             ExitCode::SUCCESS
         }
     }
@@ -96,11 +100,11 @@ fn models(config_path: Option<std::path::PathBuf>) -> ExitCode {
     match config::Config::load(config_path.as_deref(), env_config, home) {
         Ok((config, _)) => {
             let json = serde_json::to_string(&config.supported_models).expect("strings serialise");
-            println!("{json}");
+            output::print_text(&format!("{json}\n"));
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("plexum-openai-provider: {}", error.message);
+            log::say(format_args!("{}", error.message));
             ExitCode::FAILURE
         }
     }
@@ -109,7 +113,7 @@ fn models(config_path: Option<std::path::PathBuf>) -> ExitCode {
 /// Bad arguments: a message on stderr, and for `turn` / `replay` also the
 /// terminal `usage` error on stdout.
 fn command_line_error(error: CliError) -> ExitCode {
-    eprintln!("plexum-openai-provider: {}", error.message);
+    log::say(format_args!("{}", error.message));
     if error.subcommand.is_some() {
         let mut output = output::Output::stdout(error.output);
         let _ = output.emit(&Event::Error(TurnError::new(

@@ -26,7 +26,18 @@ pub fn enabled(at: Level) -> bool {
     at <= level()
 }
 
+/// A plain message for the person at the terminal, on stderr. Never
+/// panics: a closed stderr must not turn a good turn into a failed one.
+pub fn say(message: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "plexum-openai-provider: {message}"
+    );
+}
+
 pub fn write(at: Level, message: std::fmt::Arguments) {
+    use std::io::Write;
     if enabled(at) {
         let tag = match at {
             Level::Error => "error",
@@ -34,7 +45,10 @@ pub fn write(at: Level, message: std::fmt::Arguments) {
             Level::Info => "info",
             Level::Debug => "debug",
         };
-        eprintln!("plexum-openai-provider {tag}: {message}");
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "plexum-openai-provider {tag}: {message}"
+        );
     }
 }
 

@@ -17,6 +17,15 @@ pub struct Output<W: Write> {
     at_line_start: bool,
 }
 
+/// Prints text for `doctor`, `models`, `session`, `--help`, `--version`.
+/// A reader that went away (`| head`) ends the output quietly.
+pub fn print_text(text: &str) {
+    let mut stdout = io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
+
 impl Output<io::Stdout> {
     /// Our stdout, with `auto` resolved against it being a terminal.
     pub fn stdout(args: OutputArgs) -> Output<io::Stdout> {

@@ -22,7 +22,7 @@ pub fn run(args: ReplayArgs) -> ExitCode {
             Ok(file) => Box::new(BufReader::with_capacity(256 * 1024, file)),
             Err(error) => {
                 let message = format!("replay: cannot open {}: {error}", path.display());
-                eprintln!("plexum-openai-provider: {message}");
+                crate::log::say(format_args!("{message}"));
                 return finish_with(
                     &mut output,
                     Event::Error(TurnError::new(ErrorCode::Usage, message)),
@@ -32,7 +32,7 @@ pub fn run(args: ReplayArgs) -> ExitCode {
         Some(ReplayInput::Stdin) => Box::new(io::stdin().lock()),
         None => {
             let message = "replay needs a FILE (or `-` for stdin)";
-            eprintln!("plexum-openai-provider: {message}");
+            crate::log::say(format_args!("{message}"));
             return finish_with(
                 &mut output,
                 Event::Error(TurnError::new(ErrorCode::Usage, message)),

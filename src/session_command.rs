@@ -16,15 +16,17 @@ pub fn run(action: SessionAction, workspace: &Path) -> ExitCode {
     };
     match result {
         Ok(report) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).expect("the report serialises")
-            );
+            let text = serde_json::to_string_pretty(&report).expect("the report serialises");
+            crate::output::print_text(&format!(
+                "{text}
+"
+            ));
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("plexum-openai-provider: {}", error.message);
-            println!("{}", serde_json::to_string(&json!({"type": "error", "code": error.code, "message": error.message, "retryable": error.retryable})).expect("serialises"));
+            crate::log::say(format_args!("{}", error.message));
+            let line = json!({"type": "error", "code": error.code, "message": error.message, "retryable": error.retryable});
+            crate::output::print_text(&format!("{line}\n"));
             ExitCode::FAILURE
         }
     }

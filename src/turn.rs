@@ -53,7 +53,7 @@ pub fn run(args: TurnArgs) -> ExitCode {
         Ok(prepared) => prepared,
         Err(error) => {
             if error.code == ErrorCode::Usage {
-                eprintln!("plexum-openai-provider: {}", error.message);
+                log::say(format_args!("{}", error.message));
             }
             return finish_with(&mut output, Event::Error(error));
         }
