@@ -360,6 +360,7 @@ fn run_codex(
         }
         None => None,
     };
+    let spawn_started = Instant::now();
     let spawned = CodexProcess::spawn(SpawnRequest {
         program: &prepared.binary.path,
         args,
@@ -382,6 +383,7 @@ fn run_codex(
             return Some(finish_with(output, Event::Error(error)));
         }
     };
+    log::debug!("codex started in {:?}", spawn_started.elapsed());
     let resuming = start.resume.is_some();
     let mut translator = Translator::new(TurnContext {
         model: prepared.model.plexum_id.clone(),
@@ -392,6 +394,7 @@ fn run_codex(
     });
     let mut events = Vec::new();
     let mut loop_end = pump(
+        spawn_started,
         &mut process,
         &mut translator,
         &mut events,
@@ -475,6 +478,7 @@ fn closed_stream_end(
 /// Reads codex's lines until a terminal event, the end of its stdout, a
 /// signal, the deadline, or the host going away.
 fn pump(
+    spawned: Instant,
     process: &mut CodexProcess,
     translator: &mut Translator,
     events: &mut Vec<Event>,
@@ -482,6 +486,7 @@ fn pump(
     workspace: &Path,
     deadline: Instant,
 ) -> LoopEnd {
+    let mut first_line = true;
     loop {
         if let Some(stop) = stop_reason(deadline) {
             return LoopEnd::Stop(stop);
@@ -501,6 +506,9 @@ fn pump(
         };
         match message {
             StdoutMessage::Line(line) => {
+                if std::mem::take(&mut first_line) {
+                    log::debug!("codex's first line after {:?}", spawned.elapsed());
+                }
                 let outcome = translator.line(&line, events);
                 if log::enabled(log::Level::Debug) {
                     if let crate::translate::LineOutcome::Ignored(kind) = &outcome {
