@@ -37,7 +37,9 @@ fn main() -> ExitCode {
     let _ = std::fs::remove_dir_all(&demo);
     let codex_home = demo.join("codex-home");
     let workspace = demo.join("workspace");
+    let home = demo.join("home");
     std::fs::create_dir_all(&workspace).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
     mock.write_codex_home(&codex_home);
     let config = demo.join("config.json");
     let config_json = serde_json::json!({
@@ -53,6 +55,10 @@ fn main() -> ExitCode {
     for (number, message) in turns.iter().enumerate() {
         println!("\n=== turn {} · you: {message}\n", number + 1);
         let status = Command::new(&adapter)
+            // A clean HOME: codex runs commands in a login shell, and a
+            // profile's background jobs (pyenv rehash, say) would hold its
+            // output open until codex's yield time.
+            .env("HOME", &home)
             .args(["turn", "--format", "text", "--workspace"])
             .arg(&workspace)
             .arg("--config")

@@ -288,13 +288,20 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
                 }
                 items.push(command_call(&command));
             } else {
+                // Codex wraps the output ("Chunk ID: …\nOutput:\n…"): quote the output.
                 let output = last_tool_output(request);
-                let head: String = output.chars().take(60).collect();
-                items.push(message_item(
-                    &id,
-                    1,
-                    &format!("done after {tools_done} tool call(s): {head}"),
-                ));
+                let printed = output
+                    .split_once("Output:\n")
+                    .map_or(output.as_str(), |(_, rest)| rest);
+                let head: String = printed
+                    .trim()
+                    .replace('\n', " / ")
+                    .chars()
+                    .take(80)
+                    .collect();
+                let text =
+                    format!("done after {tools_done} tool call(s); the command printed: {head}");
+                items.push(message_item(&id, 1, &text));
             }
         }
         "multi" => {
