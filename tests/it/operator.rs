@@ -213,3 +213,68 @@ fn make_install_into_a_prefix_keeps_an_existing_config() {
     assert!(!installed.exists());
     assert!(config.exists(), "uninstall keeps the operator's config");
 }
+
+/// Runs `replay` of a recorded turn with stdout on a pseudo-terminal and
+/// returns what the terminal showed.
+fn replay_on_a_terminal(extra_env: &[(&str, &str)]) -> String {
+    let mut master = 0;
+    let mut slave = 0;
+    // SAFETY: two out-parameters for descriptors; no name, termios or size.
+    let opened = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty");
+    // SAFETY: both descriptors were just opened and are owned here.
+    let (master, slave) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::fs::File::from_raw_fd(master),
+            std::os::fd::OwnedFd::from_raw_fd(slave),
+        )
+    };
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/codex/0.169.0/tool.codex.jsonl");
+    let mut command = adapter();
+    command
+        .arg("replay")
+        .arg(&fixture)
+        .env_remove("NO_COLOR")
+        .stdout(slave);
+    for (key, value) in extra_env {
+        command.env(key, value);
+    }
+    let status = command.status().unwrap();
+    assert!(status.success());
+    // The command still holds the terminal's other end: let it go, so the
+    // read below ends once what the adapter wrote has been read.
+    drop(command);
+    // The pty returns EIO once the child's side is closed and drained.
+    let mut shown = Vec::new();
+    let mut reader = master;
+    let mut chunk = [0u8; 4096];
+    loop {
+        match std::io::Read::read(&mut reader, &mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => shown.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8_lossy(&shown).into_owned()
+}
+
+#[test]
+fn text_on_a_terminal_has_colour_unless_no_color_is_set() {
+    // `--format auto` renders text on a terminal, with dim tool lines.
+    let coloured = replay_on_a_terminal(&[]);
+    assert!(coloured.contains("▸ shell"), "{coloured}");
+    assert!(!coloured.contains("\"type\""), "text, not JSON: {coloured}");
+    assert!(coloured.contains("\x1b[2m"), "{coloured:?}");
+    let plain = replay_on_a_terminal(&[("NO_COLOR", "1")]);
+    assert!(plain.contains("▸ shell"), "{plain}");
+    assert!(!plain.contains('\x1b'), "{plain:?}");
+}
