@@ -345,3 +345,19 @@ fn an_image_given_by_a_relative_path_reaches_the_model() {
     let missing = world.turn_with(&["--image", "no-such.png"], "hi", None);
     assert_eq!(missing.error_code(), "usage");
 }
+
+#[test]
+fn a_web_search_is_a_tool_call() {
+    let world = World::new("websearch");
+    let run = world.turn("mock:websearch");
+    run.assert_completed();
+    let call = run.of_type("tool_call")[0];
+    assert_eq!(call["kind"], "web_search");
+    assert_eq!(call["input"]["query"], "lexopt argument parser");
+    let result = run.of_type("tool_result")[0];
+    assert_eq!(
+        (&result["id"], &result["status"]),
+        (&call["id"], &"completed".into())
+    );
+    assert_eq!(run.text(), "Found it.");
+}

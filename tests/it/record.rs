@@ -1,11 +1,13 @@
 //! `make record`: re-records `fixtures/codex/<version>/` from the real codex
-//! (pinned and oldest) against the mock, with `turn --record`. Ignored in
-//! `make test`; the golden test then needs `make bless` and a review.
+//! under test (PLEXUM_TEST_CODEX; the Makefile loops over versions) against
+//! the mock, with `turn --record`. Ignored in `make test`; after recording,
+//! `make bless` and a review of `git diff fixtures/`.
+//! `RECORD_ONLY=a,b` records just those scenarios.
 
 use crate::golden::fixtures;
 use crate::support::{codex_launcher, codex_version, World};
 
-/// Scenario name → message sent to the mock.
+/// Scenario name → message sent to the mock (`resumed` is a second turn).
 const SCENARIOS: &[(&str, &str)] = &[
     ("basic", "Hello there"),
     ("multi", "mock:multi"),
@@ -19,31 +21,27 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("ctx", "mock:ctx"),
     ("failed", "mock:failed"),
     ("slow", "mock:slow"),
+    ("websearch", "mock:websearch"),
+    ("resumed", "second turn"),
 ];
 
 #[test]
 #[ignore = "re-records fixtures; run with `make record`"]
 fn record_fixtures() {
-    // The codex under test (PLEXUM_TEST_CODEX); `make record` loops over versions.
-    {
-        let launcher = codex_launcher();
-        let (major, minor, patch) = codex_version();
-        let version = format!("{major}.{minor}.{patch}");
-        let dir = fixtures().join("codex").join(&version);
-        std::fs::create_dir_all(&dir).unwrap();
-        for (name, message) in SCENARIOS {
-            let world = World::with_codex(&format!("record-{name}"), &launcher);
-            let path = dir.join(format!("{name}.codex.jsonl"));
-            let _ = std::fs::remove_file(&path);
-            world.turn_with(&["--record", path.to_str().unwrap()], message, None);
-            println!("recorded {}", path.display());
+    let launcher = codex_launcher();
+    let (major, minor, patch) = codex_version();
+    let dir = fixtures().join(format!("codex/{major}.{minor}.{patch}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let only = std::env::var("RECORD_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|w| w == name);
+    for (name, message) in SCENARIOS.iter().filter(|(name, _)| wanted(name)) {
+        let world = World::with_codex(&format!("record-{name}"), &launcher);
+        if *name == "resumed" {
+            world.turn("first turn");
         }
-        // A resumed turn: the second turn of a thread.
-        let world = World::with_codex("record-resume", &launcher);
-        world.turn("first turn");
-        let path = dir.join("resumed.codex.jsonl");
+        let path = dir.join(format!("{name}.codex.jsonl"));
         let _ = std::fs::remove_file(&path);
-        world.turn_with(&["--record", path.to_str().unwrap()], "second turn", None);
+        world.turn_with(&["--record", path.to_str().unwrap()], message, None);
         println!("recorded {}", path.display());
     }
 }

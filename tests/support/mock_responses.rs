@@ -6,6 +6,7 @@
 //! Scenarios (the word anywhere in the message):
 //! - none: one message echoing the user's text;
 //! - `mock:multi` two messages; `mock:reason` a reasoning summary first;
+//!   `mock:websearch` a web search, then a message;
 //! - `mock:tool` one `exec_command` call, then an answer; `mock:tool2` two;
 //!   `mock:toolfail` a failing command; `mock:exec CMD` runs CMD (to the end
 //!   of the line);
@@ -303,6 +304,11 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
                     format!("done after {tools_done} tool call(s); the command printed: {head}");
                 items.push(message_item(&id, 1, &text));
             }
+        }
+        "websearch" => {
+            items.push(json!({"type": "web_search_call", "id": format!("ws_{response_number}"), "status": "completed",
+                              "action": {"type": "search", "query": "lexopt argument parser"}}));
+            items.push(message_item(&id, 1, "Found it."));
         }
         "multi" => {
             items.push(message_item(&id, 0, "First message (commentary)."));
