@@ -28,7 +28,7 @@ test: codex check
 VERSIONS ?= $(CODEX_OLDEST) 0.145.0 0.150.0 0.160.0 $(CODEX_VERSION)
 compat:
 	for v in $(VERSIONS); do $(MAKE) -s $(call codex_bin,$$v) || exit 1; done
-	cargo build --quiet --example compat
+	cargo build --quiet --examples
 	target/debug/examples/compat $(VERSIONS)
 
 check:
@@ -44,6 +44,7 @@ bless:
 # RECORD_VERSIONS against the mock server; then `make bless` and review.
 RECORD_VERSIONS ?= $(CODEX_OLDEST) $(CODEX_VERSION)
 record:
+	cargo build --quiet --examples
 	for v in $(RECORD_VERSIONS); do \
 	  $(MAKE) -s $(call codex_bin,$$v) && \
 	  PLEXUM_TEST_CODEX=$(call codex_bin,$$v) cargo test --test it record_fixtures -- --ignored --nocapture || exit 1; \

@@ -361,3 +361,20 @@ fn a_web_search_is_a_tool_call() {
     );
     assert_eq!(run.text(), "Found it.");
 }
+
+#[test]
+fn an_mcp_tool_call() {
+    let world = World::new("mcp");
+    world.add_mcp_echo();
+    let run = world.turn("mock:mcp");
+    run.assert_completed();
+    let call = run.of_type("tool_call")[0];
+    assert_eq!(call["kind"], "mcp", "{}", run.stdout);
+    assert_eq!(call["name"], "say");
+    assert_eq!(call["input"]["server"], "echo");
+    assert_eq!(call["input"]["arguments"]["text"], "from the model");
+    let result = run.of_type("tool_result")[0];
+    assert_eq!(result["id"], call["id"]);
+    assert_eq!(result["status"], "completed");
+    assert_eq!(result["output"], "echo: from the model");
+}

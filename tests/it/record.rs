@@ -22,6 +22,7 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("failed", "mock:failed"),
     ("slow", "mock:slow"),
     ("websearch", "mock:websearch"),
+    ("mcp", "mock:mcp"),
     ("resumed", "second turn"),
 ];
 
@@ -36,8 +37,10 @@ fn record_fixtures() {
     let wanted = |name: &str| only.is_empty() || only.split(',').any(|w| w == name);
     for (name, message) in SCENARIOS.iter().filter(|(name, _)| wanted(name)) {
         let world = World::with_codex(&format!("record-{name}"), &launcher);
-        if *name == "resumed" {
-            world.turn("first turn");
+        match *name {
+            "resumed" => drop(world.turn("first turn")),
+            "mcp" => world.add_mcp_echo(),
+            _ => {}
         }
         let path = dir.join(format!("{name}.codex.jsonl"));
         let _ = std::fs::remove_file(&path);

@@ -127,6 +127,31 @@ impl World {
         command
     }
 
+    /// Gives codex the MCP server of tests/mcp_echo.rs as `echo`.
+    pub fn add_mcp_echo(&self) {
+        // target/<profile>/deps/it-… → target/<profile>/examples/mcp_echo,
+        // built by `cargo test --all-targets`.
+        let exe = std::env::current_exe().unwrap();
+        let server = exe
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("examples/mcp_echo");
+        assert!(
+            server.exists(),
+            "{} is not built; run `make test`",
+            server.display()
+        );
+        let config = self.dir.join("codex-home/config.toml");
+        let base = std::fs::read_to_string(&config).unwrap();
+        let table = format!(
+            "\n[mcp_servers.echo]\ncommand = {:?}\n",
+            server.to_str().unwrap()
+        );
+        std::fs::write(&config, base + &table).unwrap();
+    }
+
     pub fn session_file(&self) -> Option<Value> {
         let text = std::fs::read_to_string(self.workspace.join(".plexum-codex-session")).ok()?;
         serde_json::from_str(&text).ok()

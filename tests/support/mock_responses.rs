@@ -6,7 +6,8 @@
 //! Scenarios (the word anywhere in the message):
 //! - none: one message echoing the user's text;
 //! - `mock:multi` two messages; `mock:reason` a reasoning summary first;
-//!   `mock:websearch` a web search, then a message;
+//!   `mock:websearch` a web search, then a message; `mock:mcp` a call of
+//!   the `say` tool of the MCP server `echo` (tests/mcp_echo.rs);
 //! - `mock:tool` one `exec_command` call, then an answer; `mock:tool2` two;
 //!   `mock:toolfail` a failing command; `mock:exec CMD` runs CMD (to the end
 //!   of the line);
@@ -303,6 +304,33 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
                 let text =
                     format!("done after {tools_done} tool call(s); the command printed: {head}");
                 items.push(message_item(&id, 1, &text));
+            }
+        }
+        "mcp" => {
+            if tools_done == 0 {
+                let arguments = json!({ "text": "from the model" }).to_string();
+                let mut call = json!({"type": "function_call", "id": format!("fc_{response_number}"),
+                                      "call_id": format!("call_{response_number}"), "arguments": arguments});
+                // Newer codex offers MCP tools in a namespace; older ones as
+                // flat functions named mcp__<server>__<tool>.
+                let tools = request
+                    .get("tools")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let namespaced = tools
+                    .iter()
+                    .any(|t| t["type"] == "namespace" && t["name"] == "mcp__echo");
+                if namespaced {
+                    call["name"] = json!("say");
+                    call["namespace"] = json!("mcp__echo");
+                } else {
+                    call["name"] = json!("mcp__echo__say");
+                }
+                items.push(call);
+            } else {
+                let output = last_tool_output(request);
+                items.push(message_item(&id, 1, &format!("the tool said: {output}")));
             }
         }
         "websearch" => {
