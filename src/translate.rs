@@ -332,9 +332,18 @@ impl Translator {
         match item {
             Item::TodoList { items } => self.todo(items, out),
             item => {
-                if let Some((call, _)) = tool_events(item, self.context.output_limit) {
-                    self.open_tool(call, out);
+                let Some(tool) = Tool::from_item(item) else {
+                    return;
+                };
+                if self.open_tools.iter().any(|open| open.id == tool.id) {
+                    return;
                 }
+                self.open_tools.push(OpenTool {
+                    id: tool.id.clone(),
+                    kind: tool.kind,
+                });
+                let (call, _) = tool.into_events(self.context.output_limit);
+                self.emit(call, out);
             }
         }
     }
@@ -360,13 +369,12 @@ impl Translator {
                 self.emit(Event::notice(NoticeLevel::Warning, message), out)
             }
             item => {
-                let Some((call, result)) = tool_events(item, self.context.output_limit) else {
+                let Some(tool) = Tool::from_item(item) else {
                     return;
                 };
-                let Event::ToolCall { id, .. } = &call else {
-                    unreachable!("tool_events returns a tool_call first")
-                };
-                match self.open_tools.iter().position(|tool| tool.id == *id) {
+                let open = self.open_tools.iter().position(|open| open.id == tool.id);
+                let (call, result) = tool.into_events(self.context.output_limit);
+                match open {
                     Some(index) => {
                         self.open_tools.remove(index);
                     }
@@ -376,20 +384,6 @@ impl Translator {
                 self.emit(result, out);
             }
         }
-    }
-
-    fn open_tool(&mut self, call: Event, out: &mut Vec<Event>) {
-        let Event::ToolCall { id, kind, .. } = &call else {
-            return;
-        };
-        if self.open_tools.iter().any(|tool| tool.id == *id) {
-            return;
-        }
-        self.open_tools.push(OpenTool {
-            id: id.clone(),
-            kind: *kind,
-        });
-        self.emit(call, out);
     }
 
     fn close_open_tools(&mut self, out: &mut Vec<Event>) {
@@ -438,134 +432,136 @@ impl Translator {
     }
 }
 
-/// The `tool_call` and `tool_result` for a tool item; `None` for items that
-/// are not actions.
-fn tool_events(item: Item, output_limit: usize) -> Option<(Event, Event)> {
-    let (id, kind, name, input, status, output, exit_code) = match item {
-        Item::Command {
-            id,
-            command,
-            output,
-            exit_code,
-            status,
-        } => {
-            let status = match status.as_str() {
-                "in_progress" | "completed" if exit_code.is_some_and(|code| code != 0) => {
-                    ToolStatus::Failed
+/// A tool item, in canonical terms: what `tool_call` and `tool_result` say.
+struct Tool {
+    id: String,
+    kind: ToolKind,
+    name: String,
+    input: Value,
+    status: ToolStatus,
+    output: String,
+    /// Commands only: their exit code, null while unknown.
+    exit_code: Option<Option<i64>>,
+}
+
+impl Tool {
+    /// The tool an item describes; `None` for items that are not actions.
+    fn from_item(item: Item) -> Option<Tool> {
+        let tool = match item {
+            Item::Command {
+                id,
+                command,
+                output,
+                exit_code,
+                status,
+            } => Tool {
+                id,
+                kind: ToolKind::Command,
+                name: String::from("shell"),
+                input: json!({ "command": command }),
+                status: match status.as_str() {
+                    "in_progress" | "completed" if exit_code.is_some_and(|code| code != 0) => {
+                        ToolStatus::Failed
+                    }
+                    _ => tool_status(&status),
+                },
+                output,
+                exit_code: Some(exit_code),
+            },
+            Item::FileChange {
+                id,
+                changes,
+                status,
+            } => {
+                let listed: Vec<Value> = changes
+                    .iter()
+                    .map(|change| json!({ "path": change.path, "kind": change.kind }))
+                    .collect();
+                let output = changes
+                    .iter()
+                    .map(|change| format!("{} {}", change.kind, change.path))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                Tool {
+                    id,
+                    kind: ToolKind::FileChange,
+                    name: String::from("apply_patch"),
+                    input: json!({ "changes": listed }),
+                    status: tool_status(&status),
+                    output,
+                    exit_code: None,
                 }
-                _ => tool_status(&status),
-            };
-            let input = json!({ "command": command });
-            let name = String::from("shell");
-            (
+            }
+            Item::Mcp {
                 id,
-                ToolKind::Command,
-                name,
-                input,
-                status,
-                output,
-                Some(exit_code),
-            )
-        }
-        Item::FileChange {
-            id,
-            changes,
-            status,
-        } => {
-            let listed: Vec<Value> = changes
-                .iter()
-                .map(|change| json!({ "path": change.path, "kind": change.kind }))
-                .collect();
-            let output = changes
-                .iter()
-                .map(|change| format!("{} {}", change.kind, change.path))
-                .collect::<Vec<_>>()
-                .join("\n");
-            let input = json!({ "changes": listed });
-            let name = String::from("apply_patch");
-            (
-                id,
-                ToolKind::FileChange,
-                name,
-                input,
-                tool_status(&status),
-                output,
-                None,
-            )
-        }
-        Item::Mcp {
-            id,
-            server,
-            tool,
-            arguments,
-            result,
-            error,
-            status,
-        } => {
-            let output = match error {
-                Value::Null => mcp_result_text(result),
-                Value::String(message) => message,
-                error => error
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .map(String::from)
-                    .unwrap_or_else(|| error.to_string()),
-            };
-            let input = json!({ "server": server, "arguments": arguments });
-            (
-                id,
-                ToolKind::Mcp,
+                server,
                 tool,
-                input,
-                tool_status(&status),
-                output,
-                None,
-            )
-        }
-        Item::WebSearch { id, query, action } => {
-            let input = json!({ "query": query, "action": action });
-            let name = String::from("web_search");
-            let status = ToolStatus::Completed;
-            (
-                id,
-                ToolKind::WebSearch,
-                name,
-                input,
+                arguments,
+                result,
+                error,
                 status,
-                String::new(),
-                None,
-            )
-        }
-        Item::Other {
-            id,
-            item_type,
-            status: Some(status),
-            fields,
-        } => (
-            id,
-            ToolKind::Other,
-            item_type,
-            fields,
-            tool_status(&status),
-            String::new(),
-            None,
-        ),
-        _ => return None,
-    };
-    let call = Event::ToolCall {
-        id: id.clone(),
-        kind,
-        name,
-        input,
-    };
-    let result = Event::ToolResult {
-        id,
-        kind,
-        status,
-        output: bound_output(output, output_limit),
-        exit_code,
-    };
-    Some((call, result))
+            } => Tool {
+                id,
+                kind: ToolKind::Mcp,
+                name: tool,
+                input: json!({ "server": server, "arguments": arguments }),
+                status: tool_status(&status),
+                output: match error {
+                    Value::Null => mcp_result_text(result),
+                    Value::String(message) => message,
+                    error => error
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                        .unwrap_or_else(|| error.to_string()),
+                },
+                exit_code: None,
+            },
+            Item::WebSearch { id, query, action } => Tool {
+                id,
+                kind: ToolKind::WebSearch,
+                name: String::from("web_search"),
+                input: json!({ "query": query, "action": action }),
+                status: ToolStatus::Completed,
+                output: String::new(),
+                exit_code: None,
+            },
+            Item::Other {
+                id,
+                item_type,
+                status: Some(status),
+                fields,
+            } => Tool {
+                id,
+                kind: ToolKind::Other,
+                name: item_type,
+                input: fields,
+                status: tool_status(&status),
+                output: String::new(),
+                exit_code: None,
+            },
+            _ => return None,
+        };
+        Some(tool)
+    }
+
+    /// The `tool_call` and the `tool_result` (its output bounded).
+    fn into_events(self, output_limit: usize) -> (Event, Event) {
+        let call = Event::ToolCall {
+            id: self.id.clone(),
+            kind: self.kind,
+            name: self.name,
+            input: self.input,
+        };
+        let result = Event::ToolResult {
+            id: self.id,
+            kind: self.kind,
+            status: self.status,
+            output: bound_output(self.output, output_limit),
+            exit_code: self.exit_code,
+        };
+        (call, result)
+    }
 }
 
 fn tool_status(status: &str) -> ToolStatus {
