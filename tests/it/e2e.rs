@@ -378,3 +378,32 @@ fn an_mcp_tool_call() {
     assert_eq!(result["status"], "completed");
     assert_eq!(result["output"], "echo: from the model");
 }
+
+/// Exactly codex's limit is accepted (one more is refused before codex
+/// starts: faults::bad_messages_are_refused_before_codex_starts), and a NUL,
+/// which only stdin can carry, arrives unchanged.
+#[test]
+fn a_message_at_the_limit_and_one_with_nul_reach_codex() {
+    let world = World::new("limit");
+    let at_limit: String = "é".repeat(1_048_576 - 3) + "end";
+    assert_eq!(at_limit.chars().count(), 1_048_576);
+    let run = world.turn_with(&[], "-", Some(at_limit.as_bytes()));
+    run.assert_completed();
+    assert_eq!(
+        *user_texts(&world.mock.requests().pop().unwrap())
+            .last()
+            .unwrap(),
+        at_limit
+    );
+
+    std::fs::remove_file(world.workspace.join(".plexum-codex-session")).unwrap();
+    let with_nul = "before\0after";
+    let run = world.turn_with(&[], "-", Some(with_nul.as_bytes()));
+    run.assert_completed();
+    assert_eq!(
+        user_texts(&world.mock.requests().pop().unwrap())
+            .last()
+            .unwrap(),
+        with_nul
+    );
+}
