@@ -125,6 +125,11 @@ impl Translator {
         self.state == State::Ended
     }
 
+    /// Whether codex resumed the thread it was asked to resume.
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
     /// Whether the turn ended with `message_end`.
     pub fn succeeded(&self) -> bool {
         self.succeeded

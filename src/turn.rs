@@ -589,7 +589,8 @@ fn deliver(
     let mut pending_notice = None;
     for event in events.drain(..) {
         match &event {
-            Event::MessageStart { session_id, .. } => {
+            // A resumed thread is already what the file holds.
+            Event::MessageStart { session_id, .. } if !translator.resumed() => {
                 if let Err(error) = session::write(workspace, session_id, translator.baseline()) {
                     pending_notice = Some(session_write_failed(workspace, &error));
                 }
