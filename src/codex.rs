@@ -185,20 +185,20 @@ impl CodexProcess {
             .unwrap_or_default()
     }
 
-    /// Waits for codex to exit on its own, up to `limit`; `None` if it did not.
-    pub fn wait_for(&mut self, limit: Duration) -> io::Result<Option<ExitStatus>> {
-        if let Some(status) = self.status {
-            return Ok(Some(status));
+    /// Waits up to `limit` for codex to exit, without reaping it (so its pid,
+    /// which is its group's id, stays reserved until `stop`); whether it did.
+    pub fn wait_for(&self, limit: Duration) -> bool {
+        if self.status.is_some() {
+            return true;
         }
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(status) = self.child.try_wait()? {
-                self.status = Some(status);
-                return Ok(Some(status));
+            if self.has_exited() {
+                return true;
             }
             let now = Instant::now();
             if now >= deadline {
-                return Ok(None);
+                return false;
             }
             let pause = deadline - now;
             match &self.pidfd {
@@ -209,16 +209,26 @@ impl CodexProcess {
         }
     }
 
-    /// Stops codex's whole group: SIGTERM, then SIGKILL after the grace.
+    /// Whether codex has exited (a zombie now), leaving it unreaped.
+    fn has_exited(&self) -> bool {
+        // SAFETY: siginfo_t is plain data filled by the kernel.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        // SAFETY: waitid on our own child, with a valid siginfo_t.
+        let result = unsafe { libc::waitid(libc::P_PID, self.child.id(), &mut info, flags) };
+        // SAFETY: si_pid is set (non-zero) only when the child has exited.
+        result == 0 && unsafe { info.si_pid() } != 0
+    }
+
+    /// Stops codex's whole group (SIGTERM, then SIGKILL after the grace),
+    /// then reaps codex. The group is signalled before codex is reaped, so
+    /// its id cannot have been reused.
     pub fn stop(&mut self) -> io::Result<ExitStatus> {
         if let Some(status) = self.status {
             return Ok(status);
         }
         self.signal_group(libc::SIGTERM);
-        if let Some(status) = self.wait_for(STOP_GRACE)? {
-            self.signal_group(libc::SIGKILL);
-            return Ok(status);
-        }
+        self.wait_for(STOP_GRACE);
         self.signal_group(libc::SIGKILL);
         let status = self.child.wait()?;
         self.status = Some(status);
@@ -226,8 +236,8 @@ impl CodexProcess {
     }
 
     fn signal_group(&self, signal: i32) {
-        // The group id is codex's pid (process_group(0)). Only called while
-        // codex is unreaped, so the id cannot have been reused.
+        // The group id is codex's pid (process_group(0)); codex is not
+        // reaped yet (alive or a zombie), so the id is still ours.
         let group = self.child.id() as libc::pid_t;
         // SAFETY: plain syscall.
         unsafe {
@@ -235,13 +245,12 @@ impl CodexProcess {
         }
     }
 
-    /// Kills codex's group if it still runs, reaps it, kills and reaps every
-    /// descendant left behind, and joins the I/O threads.
+    /// Stops and reaps codex and its group, kills and reaps every
+    /// descendant left behind elsewhere, and joins the I/O threads.
     pub fn finish(mut self) -> Option<ExitStatus> {
         let status = self.stop().ok();
         // Commands codex started live in sessions of their own, outside its
         // group. As a child subreaper we inherited any it left behind.
-        self.signal_group(libc::SIGKILL);
         reap_orphans();
         for thread in self.threads.drain(..) {
             let _ = thread.join();

@@ -405,7 +405,7 @@ fn run_codex(
     // Codex's stdout ended: its exit (bounded by the same clock and
     // signals) tells why.
     if matches!(loop_end, LoopEnd::StreamClosed) {
-        if let Err(stop) = wait_for_exit(&mut process, deadline) {
+        if let Err(stop) = wait_for_exit(&process, deadline) {
             loop_end = LoopEnd::Stop(stop);
         }
     }
@@ -416,7 +416,7 @@ fn run_codex(
             return Some(ExitCode::FAILURE);
         }
         LoopEnd::Terminal => {
-            if process.wait_for(EXIT_GRACE).ok().flatten().is_none() {
+            if !process.wait_for(EXIT_GRACE) {
                 log::warning!(
                     "codex did not exit within {EXIT_GRACE:?} of finishing its turn; stopping it"
                 );
@@ -538,14 +538,13 @@ fn pump(
 
 /// After codex closed its stdout: waits for it to exit, still bounded by
 /// the deadline and signals.
-fn wait_for_exit(process: &mut CodexProcess, deadline: Instant) -> Result<(), TurnError> {
+fn wait_for_exit(process: &CodexProcess, deadline: Instant) -> Result<(), TurnError> {
     loop {
         if let Some(stop) = stop_reason(deadline) {
             return Err(stop);
         }
-        match process.wait_for(TICK) {
-            Ok(Some(_)) | Err(_) => return Ok(()),
-            Ok(None) => {}
+        if process.wait_for(TICK) {
+            return Ok(());
         }
     }
 }
