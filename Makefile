@@ -21,6 +21,7 @@ run: codex
 # Every test: fmt, clippy, unit tests, golden replays, and the real-codex
 # suites against the pinned codex, then again against the oldest supported.
 test: codex check
+	cargo build --quiet --examples
 	cargo test --all-targets
 	PLEXUM_TEST_CODEX=$(call codex_bin,$(CODEX_OLDEST)) cargo test --test it -- e2e:: faults:: operator::
 

@@ -130,7 +130,8 @@ impl World {
     /// Gives codex the MCP server of tests/mcp_echo.rs as `echo`.
     pub fn add_mcp_echo(&self) {
         // target/<profile>/deps/it-… → target/<profile>/examples/mcp_echo,
-        // built by `cargo test --all-targets`.
+        // built by `make test` (`cargo build --examples`; `cargo test` alone
+        // builds examples as test harnesses elsewhere).
         let exe = std::env::current_exe().unwrap();
         let server = exe
             .parent()
