@@ -61,7 +61,7 @@ pub fn run() -> ExitCode {
                 subcommand.unwrap_or("run")
             );
             let mut output = output::Output::stdout(output_args);
-            turn::finish_with(
+            output::finish_with(
                 &mut output,
                 Event::Error(TurnError::new(ErrorCode::Internal, message)),
             )

@@ -17,6 +17,22 @@ pub struct Output<W: Write> {
     at_line_start: bool,
 }
 
+/// The exit status of `turn` and `replay`: 0 after `message_end` only.
+pub fn exit_code(completed: bool) -> std::process::ExitCode {
+    if completed {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}
+
+/// Writes a lone terminal event (nothing ran) and returns the exit status
+/// it implies.
+pub fn finish_with<W: Write>(output: &mut Output<W>, event: Event) -> std::process::ExitCode {
+    let _ = output.emit(&event);
+    exit_code(matches!(event, Event::MessageEnd { .. }))
+}
+
 /// Prints text for `doctor`, `models`, `session`, `--help`, `--version`.
 /// A reader that went away (`| head`) ends the output quietly.
 pub fn print_text(text: &str) {

@@ -9,10 +9,9 @@ use std::process::ExitCode;
 use crate::cli::{ReplayArgs, ReplayInput};
 use crate::event::{ErrorCode, Event, TurnError};
 use crate::line_reader::{LineRead, LineReader};
-use crate::output::Output;
+use crate::output::{exit_code, finish_with, Output};
 use crate::signals;
 use crate::translate::{StreamEnd, Translator, TurnContext, DEFAULT_OUTPUT_LIMIT};
-use crate::turn::finish_with;
 
 pub fn run(args: ReplayArgs) -> ExitCode {
     signals::install(false);
@@ -41,8 +40,8 @@ pub fn run(args: ReplayArgs) -> ExitCode {
     };
     let model = args.model.unwrap_or_else(|| String::from("codex"));
     match translate_stream(input, model, &mut output) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) | Err(_) => ExitCode::FAILURE,
+        Ok(completed) => exit_code(completed),
+        Err(_) => exit_code(false),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::config::{Config, ModelChoice, CONFIG_ENV};
 use crate::event::{ErrorCode, Event, NoticeLevel, TurnError, Usage};
 use crate::locate::{self, CodexBinary};
 use crate::log;
-use crate::output::Output;
+use crate::output::{exit_code, finish_with, Output};
 use crate::session::{self, Stored, TurnLock};
 use crate::signals;
 use crate::translate::{StreamEnd, Translator, TurnContext, DEFAULT_OUTPUT_LIMIT};
@@ -61,17 +61,6 @@ pub fn run(args: TurnArgs) -> ExitCode {
     let code = execute(prepared, &mut output);
     log::debug!("turn took {:?}", started.elapsed());
     code
-}
-
-/// Emits a lone terminal event (nothing ran) and picks the exit code.
-pub fn finish_with<W: io::Write>(output: &mut Output<W>, event: Event) -> ExitCode {
-    let success = matches!(event, Event::MessageEnd { .. });
-    let _ = output.emit(&event);
-    if success {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
 }
 
 fn prepare(args: TurnArgs) -> Result<Prepared, TurnError> {
@@ -298,16 +287,14 @@ fn execute(prepared: Prepared, output: &mut Output<io::Stdout>) -> ExitCode {
     codex::become_subreaper();
     let deadline = Instant::now() + prepared.timeout;
     let start = start_from(&prepared.stored, &prepared.workspace);
-    let Some(stale) = start.resume.clone() else {
-        return run_codex(&prepared, start, deadline, output).unwrap_or(ExitCode::FAILURE);
-    };
+    let resumed_thread = start.resume.clone().unwrap_or_default();
     if let Some(code) = run_codex(&prepared, start, deadline, output) {
         return code;
     }
-    // Codex no longer knows the thread: start afresh in this run so the
-    // user's message is not lost.
+    // Only a resume gets here: codex no longer knows the thread. Start
+    // afresh in this run so the user's message is not lost.
     let message = format!(
-        "codex no longer knows thread {stale} (its sessions were removed or CODEX_HOME changed); started a new thread"
+        "codex no longer knows thread {resumed_thread} (its sessions were removed or CODEX_HOME changed); started a new thread"
     );
     log::warning!("{message}");
     let fresh = Start {
@@ -422,11 +409,7 @@ fn run_codex(
                 );
             }
             process.finish();
-            return Some(if translator.succeeded() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            });
+            return Some(exit_code(translator.succeeded()));
         }
         LoopEnd::Stop(error) => {
             let status = process.stop();
@@ -444,9 +427,10 @@ fn run_codex(
         }
     };
     translator.finish(stream_end, &mut events);
+    // A host that went away gets no terminal event: it cannot read one.
     let delivered = deliver(&mut events, output, &prepared.workspace, &translator);
     process.finish();
-    Some(delivered.unwrap_or(ExitCode::FAILURE))
+    Some(exit_code(delivered.is_ok() && translator.succeeded()))
 }
 
 /// Why codex's stdout ended without a terminal event, from how it exited
@@ -583,8 +567,7 @@ fn deliver(
     output: &mut Output<io::Stdout>,
     workspace: &Path,
     translator: &Translator,
-) -> io::Result<ExitCode> {
-    let mut code = ExitCode::FAILURE;
+) -> io::Result<()> {
     let mut pending_notice = None;
     for event in events.drain(..) {
         match &event {
@@ -602,7 +585,6 @@ fn deliver(
                 if let Err(error) = session::write(workspace, session_id, Some(*thread_usage)) {
                     output.emit(&session_write_failed(workspace, &error))?;
                 }
-                code = ExitCode::SUCCESS;
             }
             _ => {}
         }
@@ -611,7 +593,7 @@ fn deliver(
             output.emit(&notice)?;
         }
     }
-    Ok(code)
+    Ok(())
 }
 
 fn session_write_failed(workspace: &Path, error: &io::Error) -> Event {
