@@ -268,25 +268,25 @@ fn auth_check(binary: &CodexBinary, config: &Config) -> Check {
             "OPENAI_API_KEY is set for codex (its value is not shown)",
         );
     }
-    match run_codex(binary, config, &["login", "status"]) {
-        Ok((true, text)) => {
+    let status = run_codex(binary, config, &["login", "status"]);
+    match (status, custom_provider(config)) {
+        (Ok((true, text)), _) => {
             let line = text.lines().rfind(|l| !l.trim().is_empty() && !l.starts_with("WARNING")).unwrap_or("");
             Check::ok("login", format!("codex is logged in ({})", line.trim()))
         }
-        Ok((false, _)) if custom_provider(config).is_some() => Check::warning(
+        (Ok((false, _)), Some(provider)) => Check::warning(
             "login",
             format!(
-                "codex is not logged in, but its config selects the model provider {:?}, which may not need it",
-                custom_provider(config).unwrap_or_default()
+                "codex is not logged in, but its config selects the model provider {provider:?}, which may not need it"
             ),
             "if turns fail with `auth`, run `codex login` as the service's user, or set OPENAI_API_KEY in the config's `env`",
         ),
-        Ok((false, _)) => Check::problem(
+        (Ok((false, _)), None) => Check::problem(
             "login",
             "codex is not logged in and OPENAI_API_KEY is not set",
             "run `codex login` as the service's user (same HOME and CODEX_HOME), or set OPENAI_API_KEY in the config's `env`",
         ),
-        Err(error) => Check::problem("login", error, "check that `codex login status` runs"),
+        (Err(error), _) => Check::problem("login", error, "check that `codex login status` runs"),
     }
 }
 
