@@ -5,19 +5,19 @@
 //!
 //! ```text
 //! cli (argv → Command) → config (file, model table) → session (thread id,
-//! totals, lock) → codex (argv, the child process) → translate (pure: codex
-//! JSONL lines → canonical events) → output (JSONL or text on stdout)
+//! totals, lock) → exec::argv + child (the codex process) → exec::translate
+//! (pure: codex JSONL lines → canonical events) → output (JSONL or text)
 //! ```
 //!
 //! `turn` touches all of them; `replay` feeds a recorded stream straight to
-//! `translate`. Everything for people goes to stderr.
+//! `exec::translate`. Everything for people goes to stderr.
 
+pub mod child;
 pub mod cli;
-pub mod codex;
-pub mod codex_event;
 pub mod config;
 pub mod doctor;
 pub mod event;
+pub mod exec;
 pub mod line_reader;
 pub mod locate;
 mod log;
@@ -26,7 +26,6 @@ pub mod replay;
 pub mod session;
 mod session_command;
 mod signals;
-pub mod translate;
 pub mod turn;
 
 use std::process::ExitCode;

@@ -10,16 +10,17 @@ use std::process::ExitCode;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
+use crate::child::{self, CodexProcess, SpawnRequest, StdoutMessage};
 use crate::cli::{MessageArg, TurnArgs};
-use crate::codex::{self, CodexProcess, ExecRequest, SpawnRequest, StdoutMessage};
 use crate::config::{Config, ModelChoice, CONFIG_ENV};
 use crate::event::{ErrorCode, Event, NoticeLevel, TurnError, Usage};
+use crate::exec::argv::{self, ExecRequest};
+use crate::exec::translate::{StreamEnd, Translator, TurnContext, DEFAULT_OUTPUT_LIMIT};
 use crate::locate::{self, CodexBinary};
 use crate::log;
 use crate::output::{exit_code, finish_with, Output};
 use crate::session::{self, Stored, TurnLock};
 use crate::signals;
-use crate::translate::{StreamEnd, Translator, TurnContext, DEFAULT_OUTPUT_LIMIT};
 
 /// Codex refuses prompts over this many characters (Unicode scalars).
 pub const MAX_MESSAGE_CHARS: usize = 1_048_576;
@@ -284,7 +285,7 @@ enum LoopEnd {
 }
 
 fn execute(prepared: Prepared, output: &mut Output<io::Stdout>) -> ExitCode {
-    codex::become_subreaper();
+    child::become_subreaper();
     let deadline = Instant::now() + prepared.timeout;
     let start = start_from(&prepared.stored, &prepared.workspace);
     let resumed_thread = start.resume.clone().unwrap_or_default();
@@ -321,7 +322,7 @@ fn run_codex(
         extra_args: &prepared.config.extra_args,
         resume_thread: start.resume.as_deref(),
     };
-    let args = codex::exec_args(&request);
+    let args = argv::exec_args(&request);
     let mut env = prepared.binary.launcher_env.clone();
     env.extend(
         prepared
@@ -437,7 +438,7 @@ fn run_codex(
 /// and what it said on stderr.
 fn closed_stream_end(
     status: io::Result<std::process::ExitStatus>,
-    facts: &codex::StderrFacts,
+    facts: &child::StderrFacts,
 ) -> StreamEnd {
     if facts.active_writer {
         let error = TurnError::new(
@@ -449,7 +450,7 @@ fn closed_stream_end(
     match status {
         Ok(status) if status.success() => StreamEnd::Closed,
         Ok(status) => StreamEnd::Crashed {
-            how: codex::describe_exit(&status),
+            how: child::describe_exit(&status),
             stderr_tail: facts.tail_text(),
         },
         Err(error) => StreamEnd::Crashed {
@@ -495,7 +496,7 @@ fn pump(
                 }
                 let outcome = translator.line(&line, events);
                 if log::enabled(log::Level::Debug) {
-                    if let crate::translate::LineOutcome::Ignored(kind) = &outcome {
+                    if let crate::exec::translate::LineOutcome::Ignored(kind) = &outcome {
                         log::debug!("codex event {kind} produced no output");
                     }
                 }

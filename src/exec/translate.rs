@@ -9,10 +9,10 @@
 
 use serde_json::{json, Value};
 
-use crate::codex_event::{CodexEvent, CodexUsage, Item};
 use crate::event::{
     ErrorCode, Event, NoticeLevel, TodoItem, ToolKind, ToolStatus, TurnError, Usage,
 };
+use crate::exec::event::{CodexEvent, CodexUsage, Item};
 
 /// `tool_result.output` beyond this many bytes keeps its head and tail.
 pub const DEFAULT_OUTPUT_LIMIT: usize = 64 * 1024;
