@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use lexopt::prelude::*;
 
+use crate::conversation::ConversationKey;
+
 pub const HELP: &str = "\
 plexum-openai-provider: runs the OpenAI Codex CLI as a Plexum model backend
 
@@ -14,17 +16,18 @@ Usage:
   plexum-openai-provider replay [--model ID] [--format F] [--events E] FILE|-
   plexum-openai-provider models [--config FILE]
   plexum-openai-provider doctor [--config FILE] [--workspace DIR] [--json]
-  plexum-openai-provider session show|reset --workspace DIR
+  plexum-openai-provider session show|reset|list --workspace DIR [--conversation KEY]
   plexum-openai-provider --help | --version
 
 Commands:
   turn     run one user turn in a workspace with `codex exec --json`,
-           resuming the workspace's codex thread; events on stdout
+           resuming the codex thread of the workspace (and of the host's
+           conversation, with --conversation); events on stdout
   replay   translate a recorded codex stream (a --record file) as `turn` would
   models   print the advertised model ids as a JSON array, default first
   doctor   check that a turn would work, and say how to fix what would not
-  session  show the workspace's codex thread, or reset it (the next turn
-           starts a new thread)
+  session  show a conversation's codex thread, reset it (the next turn
+           starts a new thread), or list the workspace's conversations
 
 Run `plexum-openai-provider turn --help` for the options of a turn.
 ";
@@ -37,6 +40,10 @@ of `-` reads the text from stdin (for messages over 128 KiB).
 
 Options:
   --workspace DIR      the agent's workspace (codex's working directory)
+  --conversation KEY   the host's conversation (Plexum's session id): one
+                       codex thread per workspace and KEY; without it, the
+                       workspace's one default thread. KEY is any non-empty
+                       UTF-8 text of at most 256 bytes, never used as a path
   --model ID           a Plexum model id (see `models`); default: the first
   --config FILE        config file (default: $PLEXUM_OPENAI_PROVIDER_CONFIG or
                        ~/.plexum/plugins/plexum-openai-provider/config.json)
@@ -65,12 +72,18 @@ fix for each problem. Exits 0 when a turn would work, 1 otherwise.
 ";
 
 pub const SESSION_HELP: &str = "\
-Usage: plexum-openai-provider session show|reset --workspace DIR
+Usage: plexum-openai-provider session show|reset|list --workspace DIR [--conversation KEY]
 
-show   print the workspace's codex thread, its running usage totals and
-       whether a turn is running, as JSON
-reset  forget the thread: the next turn starts a new one (refused with
-       session_busy while a turn runs)
+show   print the conversation's codex thread, its running usage totals and
+       whether a turn of it is running, as JSON
+reset  forget the conversation's thread: its next turn starts a new one
+       (refused with session_busy while a turn of it runs)
+list   print every conversation of the workspace that has a thread (keys and
+       thread ids), the default one first, as JSON; with --conversation,
+       only that one
+
+Without --conversation, show and reset act on the workspace's default
+conversation (turns run without --conversation).
 ";
 
 pub const MODELS_HELP: &str = "\
@@ -90,6 +103,7 @@ pub enum Command {
     Session {
         action: SessionAction,
         workspace: PathBuf,
+        conversation: Option<ConversationKey>,
     },
     Help(&'static str),
     Version,
@@ -98,6 +112,7 @@ pub enum Command {
 #[derive(Debug, Default, PartialEq)]
 pub struct TurnArgs {
     pub workspace: Option<PathBuf>,
+    pub conversation: Option<ConversationKey>,
     pub model: Option<String>,
     pub config: Option<PathBuf>,
     pub timeout_secs: Option<u64>,
@@ -125,6 +140,7 @@ pub struct DoctorArgs {
 pub enum SessionAction {
     Show,
     Reset,
+    List,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -208,6 +224,9 @@ fn parse_turn(parser: &mut lexopt::Parser) -> Result<Command, CliError> {
         while let Some(arg) = parser.next()? {
             match arg {
                 Long("workspace") => args.workspace = Some(parser.value()?.into()),
+                Long("conversation") => {
+                    args.conversation = Some(ConversationKey::parse(parser.value()?)?)
+                }
                 Long("model") => args.model = Some(parser.value()?.string()?),
                 Long("config") => args.config = Some(parser.value()?.into()),
                 Long("timeout") => args.timeout_secs = Some(parse_timeout(parser.value()?)?),
@@ -319,6 +338,7 @@ fn parse_doctor(parser: &mut lexopt::Parser) -> Result<Command, String> {
 fn parse_session(parser: &mut lexopt::Parser) -> Result<Command, String> {
     let mut action = None;
     let mut workspace = None;
+    let mut conversation = None;
     let result = (|| -> Result<Option<Command>, lexopt::Error> {
         while let Some(arg) = parser.next()? {
             match arg {
@@ -326,14 +346,19 @@ fn parse_session(parser: &mut lexopt::Parser) -> Result<Command, String> {
                     action = Some(match word.to_str() {
                         Some("show") => SessionAction::Show,
                         Some("reset") => SessionAction::Reset,
+                        Some("list") => SessionAction::List,
                         _ => {
-                            return Err(
-                                format!("unknown action {word:?}: expected show or reset").into()
+                            return Err(format!(
+                                "unknown action {word:?}: expected show, reset or list"
                             )
+                            .into())
                         }
                     });
                 }
                 Long("workspace") => workspace = Some(parser.value()?.into()),
+                Long("conversation") => {
+                    conversation = Some(ConversationKey::parse(parser.value()?)?)
+                }
                 Long("help") | Short('h') => return Ok(Some(Command::Help(SESSION_HELP))),
                 _ => return Err(arg.unexpected()),
             }
@@ -343,9 +368,13 @@ fn parse_session(parser: &mut lexopt::Parser) -> Result<Command, String> {
     match result {
         Ok(Some(help)) => Ok(help),
         Ok(None) => match (action, workspace) {
-            (Some(action), Some(workspace)) => Ok(Command::Session { action, workspace }),
+            (Some(action), Some(workspace)) => Ok(Command::Session {
+                action,
+                workspace,
+                conversation,
+            }),
             (None, _) => Err(String::from(
-                "session: expected show or reset (see `session --help`)",
+                "session: expected show, reset or list (see `session --help`)",
             )),
             (_, None) => Err(String::from(
                 "session: needs --workspace DIR (see `session --help`)",
@@ -436,6 +465,50 @@ mod tests {
         assert!(error.message.contains("one MESSAGE"));
     }
 
+    #[test]
+    fn conversation_keys_are_checked_where_typed() {
+        let key = "a/../b \u{202e}🙂e\u{301}";
+        let Command::Turn(args) =
+            parse_words(&["turn", "--workspace", "w", "--conversation", key, "--", "hi"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(args.conversation.unwrap().as_str(), key);
+        let long = "k".repeat(257);
+        let error = parse_words(&["turn", "--conversation", &long, "--", "hi"]).unwrap_err();
+        assert_eq!(error.subcommand, Some("turn"));
+        assert!(error.message.contains("257 bytes"), "{}", error.message);
+        let error = parse_words(&["turn", "--conversation=", "--", "hi"]).unwrap_err();
+        assert!(error.message.contains("empty"), "{}", error.message);
+        // A key may look like an option: it is the value of the flag.
+        let Command::Turn(args) =
+            parse_words(&["turn", "--conversation", "--help", "--", "hi"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(args.conversation.unwrap().as_str(), "--help");
+    }
+
+    #[test]
+    fn session_takes_list_and_a_conversation() {
+        let command =
+            parse_words(&["session", "list", "--workspace", "w", "--conversation", "bob"]).unwrap();
+        let Command::Session {
+            action,
+            conversation,
+            ..
+        } = command
+        else {
+            panic!()
+        };
+        assert_eq!(action, SessionAction::List);
+        assert_eq!(conversation.unwrap().as_str(), "bob");
+        let error = parse_words(&["session", "show", "--workspace", "w", "--conversation", ""])
+            .unwrap_err();
+        assert_eq!(error.subcommand, None);
+        assert!(error.message.contains("empty"), "{}", error.message);
+    }
+
     /// Every short sequence of interesting words parses or fails, never panics.
     #[test]
     fn short_argument_sequences_never_panic() {
@@ -446,6 +519,8 @@ mod tests {
             "doctor",
             "session",
             "reset",
+            "list",
+            "--conversation",
             "--json",
             "--workspace",
             "--model",

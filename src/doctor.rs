@@ -12,7 +12,7 @@ use crate::cli::DoctorArgs;
 use crate::config::{Config, ConfigSource, CONFIG_ENV};
 use crate::locate::{self, CodexBinary};
 use crate::output::print_text;
-use crate::session::{self, Stored};
+use crate::session::{self, SessionFiles, Stored};
 
 /// The oldest codex release the adapter supports.
 pub const OLDEST_SUPPORTED: (u64, u64, u64) = (0, 135, 0);
@@ -160,6 +160,9 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
     checks.push(systemd_check(&config, home.as_deref(), binary.as_ref()));
     if let Some(workspace) = &args.workspace {
         checks.push(workspace_check(workspace));
+        if workspace.is_dir() {
+            checks.push(conversations_check(workspace));
+        }
     }
     checks
 }
@@ -355,7 +358,8 @@ fn workspace_check(workspace: &Path) -> Check {
             "create it, or pass the workspace Plexum uses",
         );
     }
-    let running = match session::lock(workspace) {
+    let files = SessionFiles::new(workspace, None);
+    let running = match session::lock(&files) {
         Ok(_lock) => false,
         Err(session::LockError::Busy) => true,
         Err(session::LockError::Io(error)) => {
@@ -374,7 +378,7 @@ fn workspace_check(workspace: &Path) -> Check {
     } else {
         ""
     };
-    match session::read(workspace) {
+    match session::read(&files) {
         Stored::Fresh => Check::ok(name, format!("no codex thread yet; the next turn starts one{running}")),
         Stored::Thread { thread_id, totals } => {
             let totals = match totals {
@@ -389,6 +393,71 @@ fn workspace_check(workspace: &Path) -> Check {
             "nothing to do: the next turn keeps it as .plexum-codex-session.corrupt and starts a new thread",
         ),
     }
+}
+
+/// How many keyed conversations `doctor` names.
+const SHOWN_CONVERSATIONS: usize = 20;
+
+/// The keyed conversations (`turn --conversation KEY`) the workspace holds.
+fn conversations_check(workspace: &Path) -> Check {
+    let name = "conversations";
+    let found = match session::list(workspace) {
+        Ok(found) => found,
+        Err(error) => {
+            return Check::warning(
+                name,
+                format!("cannot list the conversations in {}: {error}", workspace.display()),
+                "make the workspace readable for the service's user",
+            );
+        }
+    };
+    let keyed: Vec<_> = found.iter().filter(|listed| !listed.files.is_default()).collect();
+    if keyed.is_empty() {
+        return Check::ok(name, "no keyed conversations (turns with --conversation) yet");
+    }
+    let mut corrupt = 0;
+    let described: Vec<String> = keyed
+        .iter()
+        .map(|listed| {
+            // Debug quoting: a key is the host's text and may hold control
+            // characters or bidi overrides.
+            let key = match &listed.key {
+                Some(key) => format!("{key:?}"),
+                None => String::from("(unreadable key)"),
+            };
+            match &listed.stored {
+                Stored::Thread { thread_id, .. } => format!("{key}: thread {thread_id}"),
+                Stored::Fresh => format!("{key}: no thread"),
+                Stored::Corrupt { reason } => {
+                    corrupt += 1;
+                    format!(
+                        "{key}: unusable file {} ({reason})",
+                        listed.files.session_path().display()
+                    )
+                }
+            }
+        })
+        .collect();
+    // A busy agent may hold thousands; `session list` has them all.
+    let mut detail = format!(
+        "{} keyed: {}",
+        keyed.len(),
+        described[..described.len().min(SHOWN_CONVERSATIONS)].join("; ")
+    );
+    if described.len() > SHOWN_CONVERSATIONS {
+        detail.push_str(&format!(
+            "; and {} more (see `session list`)",
+            described.len() - SHOWN_CONVERSATIONS
+        ));
+    }
+    if corrupt > 0 {
+        return Check::warning(
+            name,
+            detail,
+            "nothing to do: the next turn of such a conversation keeps its file aside as .corrupt and starts a new thread",
+        );
+    }
+    Check::ok(name, detail)
 }
 
 #[cfg(test)]

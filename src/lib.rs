@@ -76,7 +76,11 @@ fn dispatch(command: Command) -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Models { config } => models(config),
         Command::Doctor(args) => doctor::run(args),
-        Command::Session { action, workspace } => session_command::run(action, &workspace),
+        Command::Session {
+            action,
+            workspace,
+            conversation,
+        } => session_command::run(action, &workspace, conversation.as_ref()),
         Command::Help(text) => {
             output::print_text(text);
             ExitCode::SUCCESS

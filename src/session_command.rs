@@ -1,4 +1,5 @@
-//! `session show|reset`: the workspace's codex thread, for operators.
+//! `session show|reset|list`: a workspace's codex threads, one per
+//! conversation, for operators.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -6,21 +7,24 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use crate::cli::SessionAction;
+use crate::conversation::ConversationKey;
 use crate::event::{ErrorCode, TurnError};
-use crate::session::{self, LockError, Stored};
+use crate::session::{self, LockError, SessionFiles, Stored};
 
-pub fn run(action: SessionAction, workspace: &Path) -> ExitCode {
-    let result = match action {
-        SessionAction::Show => show(workspace),
-        SessionAction::Reset => reset(workspace),
-    };
+pub fn run(
+    action: SessionAction,
+    workspace: &Path,
+    conversation: Option<&ConversationKey>,
+) -> ExitCode {
+    let result = check_workspace(workspace).and_then(|()| match action {
+        SessionAction::Show => Ok(show(&SessionFiles::new(workspace, conversation))),
+        SessionAction::Reset => reset(&SessionFiles::new(workspace, conversation)),
+        SessionAction::List => list(workspace, conversation),
+    });
     match result {
         Ok(report) => {
             let text = serde_json::to_string_pretty(&report).expect("the report serialises");
-            crate::output::print_text(&format!(
-                "{text}
-"
-            ));
+            crate::output::print_text(&format!("{text}\n"));
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -42,11 +46,11 @@ fn check_workspace(workspace: &Path) -> Result<(), TurnError> {
     ))
 }
 
-fn show(workspace: &Path) -> Result<serde_json::Value, TurnError> {
-    check_workspace(workspace)?;
-    let turn_running = matches!(session::lock(workspace), Err(LockError::Busy));
-    let file = session::session_path(workspace);
-    let report = match session::read(workspace) {
+/// One conversation as `show` and `list` print it. `conversation` is null
+/// for the default one, and for a keyed file too broken to name its key.
+fn describe(files: &SessionFiles, stored: &Stored, key: Option<&str>) -> serde_json::Value {
+    let turn_running = matches!(session::lock(files), Err(LockError::Busy));
+    let mut report = match stored {
         Stored::Fresh => json!({"state": "none"}),
         Stored::Thread { thread_id, totals } => json!({
             "state": "thread",
@@ -55,52 +59,77 @@ fn show(workspace: &Path) -> Result<serde_json::Value, TurnError> {
         }),
         Stored::Corrupt { reason } => json!({"state": "corrupt", "reason": reason}),
     };
-    let mut report = report;
-    report["session_file"] = json!(file);
+    report["conversation"] = json!(key);
+    report["default"] = json!(files.is_default());
+    report["session_file"] = json!(files.session_path());
+    report["lock_file"] = json!(files.lock_path());
     report["turn_running"] = json!(turn_running);
-    Ok(report)
+    report
 }
 
-fn reset(workspace: &Path) -> Result<serde_json::Value, TurnError> {
-    check_workspace(workspace)?;
+fn show(files: &SessionFiles) -> serde_json::Value {
+    describe(files, &session::read(files), files.key().map(ConversationKey::as_str))
+}
+
+/// Every conversation with a session file, the default one first; with a
+/// key, only that one.
+fn list(
+    workspace: &Path,
+    only: Option<&ConversationKey>,
+) -> Result<serde_json::Value, TurnError> {
+    let found = session::list(workspace).map_err(|error| {
+        TurnError::new(
+            ErrorCode::Workspace,
+            format!(
+                "cannot list the conversations of workspace {}: {error}",
+                workspace.display()
+            ),
+        )
+    })?;
+    let conversations: Vec<serde_json::Value> = found
+        .iter()
+        .filter(|listed| match only {
+            None => true,
+            Some(key) => listed.key.as_deref() == Some(key.as_str()),
+        })
+        .map(|listed| describe(&listed.files, &listed.stored, listed.key.as_deref()))
+        .collect();
+    Ok(json!({"workspace": workspace, "conversations": conversations}))
+}
+
+fn reset(files: &SessionFiles) -> Result<serde_json::Value, TurnError> {
+    let workspace = files.workspace().display();
     // Held while the file goes, so no turn starts halfway.
-    let _lock = match session::lock(workspace) {
+    let _lock = match session::lock(files) {
         Ok(lock) => lock,
         Err(LockError::Busy) => {
             return Err(TurnError::new(
                 ErrorCode::SessionBusy,
                 format!(
-                    "a turn is running in workspace {}; reset it when the turn has ended",
-                    workspace.display()
+                    "a turn of this conversation is running in workspace {workspace}; reset it when the turn has ended"
                 ),
             ));
         }
         Err(LockError::Io(error)) => {
             return Err(TurnError::new(
                 ErrorCode::Workspace,
-                format!(
-                    "cannot take the turn lock in workspace {}: {error}",
-                    workspace.display()
-                ),
+                format!("cannot take the turn lock in workspace {workspace}: {error}"),
             ));
         }
     };
-    let previous = match session::read(workspace) {
+    let previous = match session::read(files) {
         Stored::Thread { thread_id, .. } => Some(thread_id),
         _ => None,
     };
-    match std::fs::remove_file(session::session_path(workspace)) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => {
-            return Err(TurnError::new(
-                ErrorCode::Workspace,
-                format!(
-                    "cannot remove {}: {error}",
-                    session::session_path(workspace).display()
-                ),
-            ));
-        }
-    }
-    Ok(json!({"reset": true, "previous_thread_id": previous}))
+    session::forget(files).map_err(|error| {
+        TurnError::new(
+            ErrorCode::Workspace,
+            format!("cannot remove {}: {error}", files.session_path().display()),
+        )
+    })?;
+    Ok(json!({
+        "reset": true,
+        "conversation": files.key().map(ConversationKey::as_str),
+        "previous_thread_id": previous,
+    }))
 }

@@ -14,7 +14,7 @@ use crate::support::{run, spawn, Run, World};
 
 /// Reads the adapter's stdout until an event of `kind` arrives; returns
 /// the lines read and the rest of the reader.
-fn read_until(child: &mut Child, kind: &str) -> (Vec<Value>, BufReader<std::process::ChildStdout>) {
+pub fn read_until(child: &mut Child, kind: &str) -> (Vec<Value>, BufReader<std::process::ChildStdout>) {
     let stdout = child.stdout.take().unwrap();
     let mut reader = BufReader::new(stdout);
     let mut events = Vec::new();
@@ -34,7 +34,7 @@ fn read_until(child: &mut Child, kind: &str) -> (Vec<Value>, BufReader<std::proc
 }
 
 /// The rest of the run: remaining stdout, then the exit and stderr.
-fn finish(
+pub fn finish(
     child: Child,
     mut reader: BufReader<std::process::ChildStdout>,
     mut earlier: Vec<Value>,
@@ -51,7 +51,7 @@ fn finish(
     })
 }
 
-fn send_signal(child: &Child, signal: i32) {
+pub fn send_signal(child: &Child, signal: i32) {
     // SAFETY: plain syscall on our own unreaped child.
     unsafe {
         libc::kill(child.id() as i32, signal);

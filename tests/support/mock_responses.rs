@@ -13,7 +13,10 @@
 //!   of the line);
 //! - `mock:e401`, `mock:e403`, `mock:e429`, `mock:e500` HTTP errors;
 //!   `mock:ctx` / `mock:failed` a `response.failed`;
-//! - `mock:slow` text deltas 200 ms apart; `mock:hang` never answers.
+//! - `mock:slow` text deltas 200 ms apart; `mock:hang` never answers;
+//! - `mock:meet` waits (up to 60 s) until a second `mock:meet` request is in
+//!   flight, then answers `met` (or `alone` when none came): proof that two
+//!   turns overlapped, without a clock in the test.
 
 #![allow(dead_code)]
 
@@ -21,7 +24,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -43,6 +46,9 @@ struct Shared {
     usage: Mutex<Vec<ReportedUsage>>,
     stop: AtomicBool,
     responses: AtomicUsize,
+    /// How many `mock:meet` requests have arrived.
+    meetings: Mutex<usize>,
+    met: Condvar,
 }
 
 pub struct MockServer {
@@ -346,6 +352,17 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
             items.push(json!({"type": "reasoning", "id": format!("rs_{response_number}"),
                               "summary": [{"type": "summary_text", "text": "**Thinking hard** about the request"}]}));
             items.push(message_item(&id, 1, "Answer after reasoning."));
+        }
+        "meet" => {
+            let mut arrived = shared.meetings.lock().unwrap();
+            *arrived += 1;
+            shared.met.notify_all();
+            let (arrived, _) = shared
+                .met
+                .wait_timeout_while(arrived, Duration::from_secs(60), |arrived| *arrived < 2)
+                .unwrap();
+            let text = if *arrived >= 2 { "met" } else { "alone" };
+            items.push(message_item(&id, 0, text));
         }
         "slow" => {
             slow_deltas = true;
