@@ -18,6 +18,7 @@ pub mod config;
 pub mod doctor;
 pub mod event;
 pub mod exec;
+mod images;
 pub mod line_reader;
 pub mod locate;
 mod log;
@@ -27,6 +28,7 @@ pub mod session;
 mod session_command;
 mod signals;
 pub mod turn;
+pub mod workspace;
 
 use std::process::ExitCode;
 
