@@ -181,7 +181,11 @@ fn sandbox_argument(extra_args: &[String]) -> Option<String> {
             _ => (arg.as_str(), None),
         };
         if flag.starts_with("--dangerously-") || SANDBOX_FLAGS.contains(&flag) {
-            return Some(arg.clone());
+            let takes_value = matches!(flag, "-s" | "--sandbox" | "-a" | "--ask-for-approval");
+            return Some(match args.next() {
+                Some(value) if takes_value && inline.is_none() => format!("{arg} {value}"),
+                _ => arg.clone(),
+            });
         }
         // A short flag with its value attached: `-sread-only`.
         let short = flag.get(..2).filter(|_| !flag.starts_with("--"));

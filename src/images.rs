@@ -1,7 +1,7 @@
 //! `--image` files as codex can take them (PROTOCOL.md section 2): the file
 //! named is the file attached, whatever its path holds. Codex splits every
 //! image value on commas (`shot,1.png` would attach `shot` and `1.png`), so
-//! a path with a comma is handed over as a private link with a plain name,
+//! a path with a comma is handed over as a private link without one,
 //! in a folder of our own (0700) outside the workspace, removed when the
 //! turn ends. Every other image is given by its absolute path.
 
@@ -77,17 +77,17 @@ pub fn prepare(named: &[PathBuf]) -> Result<Images, TurnError> {
     Ok(images)
 }
 
-/// `image-<n>` plus the original extension when it is plain (codex may
-/// judge the format by it).
-fn link_name(index: usize, path: &Path) -> String {
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .filter(|e| e.len() <= 8 && !e.is_empty() && e.bytes().all(|b| b.is_ascii_alphanumeric()));
-    match extension {
-        Some(extension) => format!("image-{index}.{extension}"),
-        None => format!("image-{index}"),
-    }
+/// The file's own name with its commas made underscores (the model sees
+/// the name), after the image's number so that two never collide.
+fn link_name(index: usize, path: &Path) -> OsString {
+    let name = path.file_name().unwrap_or_default().as_bytes();
+    let plain: Vec<u8> = name
+        .iter()
+        .map(|&b| if b == b',' { b'_' } else { b })
+        .collect();
+    let mut link = OsString::from(format!("{index}-"));
+    link.push(OsString::from_vec(plain));
+    link
 }
 
 /// A new folder only we can enter, under the system's temporary folder
@@ -130,7 +130,7 @@ mod tests {
         assert_eq!(images.paths[0], std::fs::canonicalize(&plain).unwrap());
         let link = images.paths[1].clone();
         assert!(!link.as_os_str().as_bytes().contains(&b','), "{link:?}");
-        assert!(link.ends_with("image-1.png"), "{link:?}");
+        assert!(link.ends_with("1-shot_1.png"), "{link:?}");
         assert_eq!(std::fs::read_to_string(&link).unwrap(), "b");
         let folder = link.parent().unwrap().to_path_buf();
         use std::os::unix::fs::PermissionsExt;
