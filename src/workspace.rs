@@ -286,15 +286,20 @@ impl Workspace {
     /// A new file `<prefix><32 random hex digits>`, 0600, never an existing
     /// name or a link.
     fn create_temporary(&self, prefix: &str) -> io::Result<(String, File)> {
-        loop {
+        // 128 random bits: only a planted name collides, so draw again, a
+        // few times at most.
+        let mut last_error = None;
+        for _ in 0..16 {
             let name = format!("{prefix}{}", random_hex()?);
             match self.create(&name) {
                 Ok(file) => return Ok((name, file)),
-                // 128 random bits: only a planted name collides; draw again.
-                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                    last_error = Some(error);
+                }
                 Err(error) => return Err(error),
             }
         }
+        Err(last_error.unwrap_or_else(|| io::Error::other("no temporary name was free")))
     }
 
     /// Creates `name` exclusively with mode 0600 (`O_EXCL` also refuses a

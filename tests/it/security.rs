@@ -174,6 +174,8 @@ fn a_link_planted_at_a_temporary_name_during_the_turn_is_never_written_through()
         pid.to_string(),
         "the links were planted for the adapter's pid"
     );
+    assert_eq!(std::fs::read(&precious).unwrap(), b"precious bytes\n");
+    assert_eq!(names_in(&outside_dir), before);
     assert!(
         world
             .workspace
@@ -181,11 +183,13 @@ fn a_link_planted_at_a_temporary_name_during_the_turn_is_never_written_through()
             .is_symlink(),
         "the link at the old name is still there"
     );
-    assert_eq!(std::fs::read(&precious).unwrap(), b"precious bytes\n");
-    assert_eq!(names_in(&outside_dir), before);
+    // And the session was still saved at the end of the turn.
+    assert!(!notices(&run).contains("could not save"), "{}", run.stdout);
     let session = std::fs::symlink_metadata(world.workspace.join(SESSION)).unwrap();
     assert!(session.is_file());
-    assert_eq!(world.session_file().unwrap()["thread_id"], run.session_id());
+    let saved = world.session_file().unwrap();
+    assert_eq!(saved["thread_id"], run.session_id());
+    assert_eq!(saved["thread_usage"], run.terminal()["thread_usage"]);
 }
 
 /// Finding 2: the lock was opened with create+write through links, so a
