@@ -468,9 +468,16 @@ mod tests {
     #[test]
     fn conversation_keys_are_checked_where_typed() {
         let key = "a/../b \u{202e}🙂e\u{301}";
-        let Command::Turn(args) =
-            parse_words(&["turn", "--workspace", "w", "--conversation", key, "--", "hi"]).unwrap()
-        else {
+        let Command::Turn(args) = parse_words(&[
+            "turn",
+            "--workspace",
+            "w",
+            "--conversation",
+            key,
+            "--",
+            "hi",
+        ])
+        .unwrap() else {
             panic!()
         };
         assert_eq!(args.conversation.unwrap().as_str(), key);
@@ -491,8 +498,15 @@ mod tests {
 
     #[test]
     fn session_takes_list_and_a_conversation() {
-        let command =
-            parse_words(&["session", "list", "--workspace", "w", "--conversation", "bob"]).unwrap();
+        let command = parse_words(&[
+            "session",
+            "list",
+            "--workspace",
+            "w",
+            "--conversation",
+            "bob",
+        ])
+        .unwrap();
         let Command::Session {
             action,
             conversation,

@@ -12,7 +12,7 @@ use crate::cli::DoctorArgs;
 use crate::config::{Config, ConfigSource, CONFIG_ENV};
 use crate::locate::{self, CodexBinary};
 use crate::output::print_text;
-use crate::session::{self, SessionFiles, Stored};
+use crate::session::{self, SessionFiles, SessionNames, Stored};
 
 /// The oldest codex release the adapter supports.
 pub const OLDEST_SUPPORTED: (u64, u64, u64) = (0, 135, 0);
@@ -358,8 +358,17 @@ fn workspace_check(workspace: &Path) -> Check {
             "create it, or pass the workspace Plexum uses",
         );
     }
-    let files = SessionFiles::new(workspace, None);
-    let running = match session::lock(&files) {
+    let session = match SessionFiles::open(workspace, SessionNames::workspace_default()) {
+        Ok(session) => session,
+        Err(error) => {
+            return Check::problem(
+                name,
+                format!("cannot open {}: {error}", workspace.display()),
+                "make the workspace readable for the service's user",
+            );
+        }
+    };
+    let running = match session.lock() {
         Ok(_lock) => false,
         Err(session::LockError::Busy) => true,
         Err(session::LockError::Io(error)) => {
@@ -378,9 +387,9 @@ fn workspace_check(workspace: &Path) -> Check {
     } else {
         ""
     };
-    match session::read(&files) {
+    match session.read() {
         Stored::Fresh => Check::ok(name, format!("no codex thread yet; the next turn starts one{running}")),
-        Stored::Thread { thread_id, totals } => {
+        Stored::Thread { thread_id, totals, .. } => {
             let totals = match totals {
                 Some(usage) => format!("{} input and {} output tokens so far", usage.input_tokens, usage.output_tokens),
                 None => String::from("usage totals unknown (v0.1 session file)"),
@@ -406,14 +415,23 @@ fn conversations_check(workspace: &Path) -> Check {
         Err(error) => {
             return Check::warning(
                 name,
-                format!("cannot list the conversations in {}: {error}", workspace.display()),
+                format!(
+                    "cannot list the conversations in {}: {error}",
+                    workspace.display()
+                ),
                 "make the workspace readable for the service's user",
             );
         }
     };
-    let keyed: Vec<_> = found.iter().filter(|listed| !listed.files.is_default()).collect();
+    let keyed: Vec<_> = found
+        .iter()
+        .filter(|listed| !listed.files.names().is_default())
+        .collect();
     if keyed.is_empty() {
-        return Check::ok(name, "no keyed conversations (turns with --conversation) yet");
+        return Check::ok(
+            name,
+            "no keyed conversations (turns with --conversation) yet",
+        );
     }
     let mut corrupt = 0;
     let described: Vec<String> = keyed
@@ -432,7 +450,7 @@ fn conversations_check(workspace: &Path) -> Check {
                     corrupt += 1;
                     format!(
                         "{key}: unusable file {} ({reason})",
-                        listed.files.session_path().display()
+                        listed.files.path().display()
                     )
                 }
             }

@@ -19,6 +19,7 @@ pub mod conversation;
 pub mod doctor;
 pub mod event;
 pub mod exec;
+mod images;
 pub mod line_reader;
 pub mod locate;
 mod log;
@@ -28,6 +29,7 @@ pub mod session;
 mod session_command;
 mod signals;
 pub mod turn;
+pub mod workspace;
 
 use std::process::ExitCode;
 

@@ -9,18 +9,20 @@ use serde_json::json;
 use crate::cli::SessionAction;
 use crate::conversation::ConversationKey;
 use crate::event::{ErrorCode, TurnError};
-use crate::session::{self, LockError, SessionFiles, Stored};
+use crate::session::{self, LockError, SessionFiles, SessionNames, Stored};
 
 pub fn run(
     action: SessionAction,
     workspace: &Path,
     conversation: Option<&ConversationKey>,
 ) -> ExitCode {
-    let result = check_workspace(workspace).and_then(|()| match action {
-        SessionAction::Show => Ok(show(&SessionFiles::new(workspace, conversation))),
-        SessionAction::Reset => reset(&SessionFiles::new(workspace, conversation)),
-        SessionAction::List => list(workspace, conversation),
-    });
+    let result = match action {
+        SessionAction::Show => open(workspace, conversation).map(|files| show(&files)),
+        SessionAction::Reset => open(workspace, conversation).and_then(|files| reset(&files)),
+        SessionAction::List => {
+            check_workspace(workspace).and_then(|()| list(workspace, conversation))
+        }
+    };
     match result {
         Ok(report) => {
             let text = serde_json::to_string_pretty(&report).expect("the report serialises");
@@ -46,13 +48,29 @@ fn check_workspace(workspace: &Path) -> Result<(), TurnError> {
     ))
 }
 
+/// The files of one conversation (the default one without a key).
+fn open(
+    workspace: &Path,
+    conversation: Option<&ConversationKey>,
+) -> Result<SessionFiles, TurnError> {
+    check_workspace(workspace)?;
+    SessionFiles::open(workspace, SessionNames::of(conversation)).map_err(|error| {
+        TurnError::new(
+            ErrorCode::Workspace,
+            format!("cannot open workspace {}: {error}", workspace.display()),
+        )
+    })
+}
+
 /// One conversation as `show` and `list` print it. `conversation` is null
 /// for the default one, and for a keyed file too broken to name its key.
 fn describe(files: &SessionFiles, stored: &Stored, key: Option<&str>) -> serde_json::Value {
-    let turn_running = matches!(session::lock(files), Err(LockError::Busy));
+    let turn_running = matches!(files.lock(), Err(LockError::Busy));
     let mut report = match stored {
         Stored::Fresh => json!({"state": "none"}),
-        Stored::Thread { thread_id, totals } => json!({
+        Stored::Thread {
+            thread_id, totals, ..
+        } => json!({
             "state": "thread",
             "thread_id": thread_id,
             "thread_usage": totals,
@@ -60,23 +78,21 @@ fn describe(files: &SessionFiles, stored: &Stored, key: Option<&str>) -> serde_j
         Stored::Corrupt { reason } => json!({"state": "corrupt", "reason": reason}),
     };
     report["conversation"] = json!(key);
-    report["default"] = json!(files.is_default());
-    report["session_file"] = json!(files.session_path());
+    report["default"] = json!(files.names().is_default());
+    report["session_file"] = json!(files.path());
     report["lock_file"] = json!(files.lock_path());
     report["turn_running"] = json!(turn_running);
     report
 }
 
 fn show(files: &SessionFiles) -> serde_json::Value {
-    describe(files, &session::read(files), files.key().map(ConversationKey::as_str))
+    let key = files.names().key().map(ConversationKey::as_str);
+    describe(files, &files.read(), key)
 }
 
 /// Every conversation with a session file, the default one first; with a
 /// key, only that one.
-fn list(
-    workspace: &Path,
-    only: Option<&ConversationKey>,
-) -> Result<serde_json::Value, TurnError> {
+fn list(workspace: &Path, only: Option<&ConversationKey>) -> Result<serde_json::Value, TurnError> {
     let found = session::list(workspace).map_err(|error| {
         TurnError::new(
             ErrorCode::Workspace,
@@ -100,7 +116,7 @@ fn list(
 fn reset(files: &SessionFiles) -> Result<serde_json::Value, TurnError> {
     let workspace = files.workspace().display();
     // Held while the file goes, so no turn starts halfway.
-    let _lock = match session::lock(files) {
+    let _lock = match files.lock() {
         Ok(lock) => lock,
         Err(LockError::Busy) => {
             return Err(TurnError::new(
@@ -117,19 +133,19 @@ fn reset(files: &SessionFiles) -> Result<serde_json::Value, TurnError> {
             ));
         }
     };
-    let previous = match session::read(files) {
+    let previous = match files.read() {
         Stored::Thread { thread_id, .. } => Some(thread_id),
         _ => None,
     };
-    session::forget(files).map_err(|error| {
+    files.remove().map_err(|error| {
         TurnError::new(
             ErrorCode::Workspace,
-            format!("cannot remove {}: {error}", files.session_path().display()),
+            format!("cannot remove {}: {error}", files.path().display()),
         )
     })?;
     Ok(json!({
         "reset": true,
-        "conversation": files.key().map(ConversationKey::as_str),
+        "conversation": files.names().key().map(ConversationKey::as_str),
         "previous_thread_id": previous,
     }))
 }

@@ -16,10 +16,11 @@ use crate::config::{Config, ModelChoice, CONFIG_ENV};
 use crate::event::{ErrorCode, Event, NoticeLevel, TurnError, Usage};
 use crate::exec::argv::{self, ExecRequest};
 use crate::exec::translate::{StreamEnd, Translator, TurnContext, DEFAULT_OUTPUT_LIMIT};
+use crate::images::{self, Images};
 use crate::locate::{self, CodexBinary};
 use crate::log;
 use crate::output::{exit_code, finish_with, Output};
-use crate::session::{self, Stored, TurnLock};
+use crate::session::{self, SessionFiles, SessionNames, Stored, TurnLock};
 use crate::signals;
 
 /// Codex refuses prompts over this many characters (Unicode scalars).
@@ -39,11 +40,12 @@ struct Prepared {
     workspace: PathBuf,
     message: String,
     binary: CodexBinary,
-    images: Vec<PathBuf>,
+    images: Images,
     record: Option<std::fs::File>,
     timeout: Duration,
+    session: SessionFiles,
     stored: Stored,
-    _lock: TurnLock,
+    lock: TurnLock,
 }
 
 pub fn run(args: TurnArgs) -> ExitCode {
@@ -80,15 +82,29 @@ fn prepare(args: TurnArgs) -> Result<Prepared, TurnError> {
     };
     check_workspace(&workspace)?;
     let message = read_message(args.message)?;
-    let lock = match session::lock(&workspace) {
+    let session = SessionFiles::open(&workspace, SessionNames::of(args.conversation.as_ref()))
+        .map_err(|error| {
+            TurnError::new(
+                ErrorCode::Workspace,
+                format!("cannot open workspace {}: {error}", workspace.display()),
+            )
+        })?;
+    let lock = match session.lock() {
         Ok(lock) => lock,
         Err(session::LockError::Busy) => {
             return Err(TurnError::new(
                 ErrorCode::SessionBusy,
-                format!(
-                    "another turn is running in workspace {}; retry when it has ended",
-                    workspace.display()
-                ),
+                match session.names().key() {
+                    Some(key) => format!(
+                        "another turn of conversation {:?} is running in workspace {}; retry when it has ended",
+                        key.as_str(),
+                        workspace.display()
+                    ),
+                    None => format!(
+                        "another turn is running in workspace {}; retry when it has ended",
+                        workspace.display()
+                    ),
+                },
             ));
         }
         Err(session::LockError::Io(error)) => {
@@ -103,35 +119,22 @@ fn prepare(args: TurnArgs) -> Result<Prepared, TurnError> {
     };
     let binary = locate::locate(&config.binary, std::env::var_os("PATH"), home.as_deref())?;
     let record = match &args.record {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|error| {
-                    TurnError::new(
-                        ErrorCode::Usage,
-                        format!("cannot open --record file {}: {error}", path.display()),
-                    )
-                })?,
-        ),
+        Some(path) => Some(open_record(path).map_err(|error| {
+            TurnError::new(
+                ErrorCode::Usage,
+                format!("cannot open --record file {}: {error}", path.display()),
+            )
+        })?),
         None => None,
     };
     // Codex runs in the workspace: relative paths must not move with it.
-    let mut images = Vec::with_capacity(args.images.len());
-    for image in &args.images {
-        match std::fs::canonicalize(image) {
-            Ok(path) if path.is_file() => images.push(path),
-            _ => {
-                return Err(TurnError::new(
-                    ErrorCode::Usage,
-                    format!("--image {}: no such file", image.display()),
-                ));
-            }
-        }
-    }
+    let images = images::prepare(&args.images)?;
     let timeout = Duration::from_secs(args.timeout_secs.unwrap_or(config.timeout_secs));
-    let stored = session::read(&workspace);
+    let stored = session.read();
+    // Nothing above can block; a signal that came meanwhile still counts.
+    if let Some(signal) = signals::received() {
+        return Err(signals::cancelled(signal, "codex was not started"));
+    }
     Ok(Prepared {
         config,
         model,
@@ -141,9 +144,32 @@ fn prepare(args: TurnArgs) -> Result<Prepared, TurnError> {
         images,
         record,
         timeout,
+        session,
         stored,
-        _lock: lock,
+        lock,
     })
+}
+
+/// The `--record` file, opened for appending. A FIFO there without a
+/// reader must not block the turn before codex starts: opened
+/// non-blocking (a FIFO then fails at once), then made blocking again.
+fn open_record(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain fcntl calls on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        if flags < 0 || libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(file)
 }
 
 fn check_workspace(workspace: &Path) -> Result<(), TurnError> {
@@ -241,35 +267,62 @@ struct Start {
     notices: Vec<Event>,
 }
 
-fn start_from(stored: &Stored, workspace: &Path) -> Start {
-    match stored {
+fn start_from(prepared: &Prepared) -> Start {
+    let mut notices = lock_notices(prepared);
+    match &prepared.stored {
         Stored::Fresh => Start {
             resume: None,
             previous_totals: Some(Usage::default()),
-            notices: Vec::new(),
+            notices,
         },
-        Stored::Thread { thread_id, totals } => Start {
-            resume: Some(thread_id.clone()),
-            previous_totals: *totals,
-            notices: Vec::new(),
-        },
+        Stored::Thread {
+            thread_id,
+            totals,
+            odd_totals,
+        } => {
+            if let Some(why) = odd_totals {
+                let message = format!(
+                    "the session file {} was written by another adapter version ({why}); thread {thread_id} is resumed, its earlier usage totals are unknown",
+                    prepared.session.path().display()
+                );
+                log::warning!("{message}");
+                notices.push(Event::notice(NoticeLevel::Warning, message));
+            }
+            Start {
+                resume: Some(thread_id.clone()),
+                previous_totals: *totals,
+                notices,
+            }
+        }
         Stored::Corrupt { reason } => {
-            let kept = match session::keep_corrupt(workspace) {
+            let kept = match prepared.session.keep_corrupt() {
                 Ok(kept) => format!("kept as {}", kept.display()),
                 Err(error) => format!("could not be moved aside: {error}"),
             };
             let message = format!(
                 "the session file {} is unusable ({reason}); starting a new codex thread; the old file {kept}",
-                session::session_path(workspace).display()
+                prepared.session.path().display()
             );
             log::warning!("{message}");
+            notices.push(Event::notice(NoticeLevel::Warning, message));
             Start {
                 resume: None,
                 previous_totals: Some(Usage::default()),
-                notices: vec![Event::notice(NoticeLevel::Warning, message)],
+                notices,
             }
         }
     }
+}
+
+/// What the lock found at its name and kept aside.
+fn lock_notices(prepared: &Prepared) -> Vec<Event> {
+    let kept = &prepared.lock.kept_aside;
+    for message in kept {
+        log::warning!("{message}");
+    }
+    kept.iter()
+        .map(|message| Event::notice(NoticeLevel::Warning, message.clone()))
+        .collect()
 }
 
 /// How a run of the translation loop ended.
@@ -287,7 +340,7 @@ enum LoopEnd {
 fn execute(prepared: Prepared, output: &mut Output<io::Stdout>) -> ExitCode {
     child::become_subreaper();
     let deadline = Instant::now() + prepared.timeout;
-    let start = start_from(&prepared.stored, &prepared.workspace);
+    let start = start_from(&prepared);
     let resumed_thread = start.resume.clone().unwrap_or_default();
     if let Some(code) = run_codex(&prepared, start, deadline, output) {
         return code;
@@ -298,10 +351,12 @@ fn execute(prepared: Prepared, output: &mut Output<io::Stdout>) -> ExitCode {
         "codex no longer knows thread {resumed_thread} (its sessions were removed or CODEX_HOME changed); started a new thread"
     );
     log::warning!("{message}");
+    let mut notices = lock_notices(&prepared);
+    notices.push(Event::notice(NoticeLevel::Warning, message));
     let fresh = Start {
         resume: None,
         previous_totals: Some(Usage::default()),
-        notices: vec![Event::notice(NoticeLevel::Warning, message)],
+        notices,
     };
     run_codex(&prepared, fresh, deadline, output).unwrap_or(ExitCode::FAILURE)
 }
@@ -318,7 +373,7 @@ fn run_codex(
     let request = ExecRequest {
         sandbox: Some(prepared.config.sandbox),
         codex_model: prepared.model.codex_model.as_deref(),
-        images: &prepared.images,
+        images: &prepared.images.paths,
         extra_args: &prepared.config.extra_args,
         resume_thread: start.resume.as_deref(),
     };
@@ -387,7 +442,7 @@ fn run_codex(
         &mut translator,
         &mut events,
         output,
-        &prepared.workspace,
+        &prepared.session,
         deadline,
     );
     // Codex's stdout ended: its exit (bounded by the same clock and
@@ -429,7 +484,7 @@ fn run_codex(
     };
     translator.finish(stream_end, &mut events);
     // A host that went away gets no terminal event: it cannot read one.
-    let delivered = deliver(&mut events, output, &prepared.workspace, &translator);
+    let delivered = deliver(&mut events, output, &prepared.session, &translator);
     process.finish();
     Some(exit_code(delivered.is_ok() && translator.succeeded()))
 }
@@ -468,7 +523,7 @@ fn pump(
     translator: &mut Translator,
     events: &mut Vec<Event>,
     output: &mut Output<io::Stdout>,
-    workspace: &Path,
+    session: &SessionFiles,
     deadline: Instant,
 ) -> LoopEnd {
     let mut first_line = true;
@@ -512,7 +567,7 @@ fn pump(
             }
             StdoutMessage::End => return LoopEnd::StreamClosed,
         }
-        if deliver(events, output, workspace, translator).is_err() {
+        if deliver(events, output, session, translator).is_err() {
             return LoopEnd::HostGone;
         }
         if translator.is_ended() {
@@ -566,7 +621,7 @@ fn stop_reason(deadline: Instant) -> Option<TurnError> {
 fn deliver(
     events: &mut Vec<Event>,
     output: &mut Output<io::Stdout>,
-    workspace: &Path,
+    session: &SessionFiles,
     translator: &Translator,
 ) -> io::Result<()> {
     let mut pending_notice = None;
@@ -574,8 +629,8 @@ fn deliver(
         match &event {
             // A resumed thread is already what the file holds.
             Event::MessageStart { session_id, .. } if !translator.resumed() => {
-                if let Err(error) = session::write(workspace, session_id, translator.baseline()) {
-                    pending_notice = Some(session_write_failed(workspace, &error));
+                if let Err(error) = session.write(session_id, translator.baseline()) {
+                    pending_notice = Some(session_write_failed(session, &error));
                 }
             }
             Event::MessageEnd {
@@ -583,8 +638,8 @@ fn deliver(
                 thread_usage,
                 ..
             } => {
-                if let Err(error) = session::write(workspace, session_id, Some(*thread_usage)) {
-                    output.emit(&session_write_failed(workspace, &error))?;
+                if let Err(error) = session.write(session_id, Some(*thread_usage)) {
+                    output.emit(&session_write_failed(session, &error))?;
                 }
             }
             _ => {}
@@ -597,10 +652,10 @@ fn deliver(
     Ok(())
 }
 
-fn session_write_failed(workspace: &Path, error: &io::Error) -> Event {
+fn session_write_failed(session: &SessionFiles, error: &io::Error) -> Event {
     let message = format!(
-        "could not save the session file in {}: {error}; the next turn will not resume this thread",
-        workspace.display()
+        "could not save the session file {}: {error}; the next turn will not resume this thread",
+        session.path().display()
     );
     log::warning!("{message}");
     Event::notice(NoticeLevel::Warning, message)

@@ -3,12 +3,15 @@
 //! conversation, with the real codex against the mock; and `session
 //! show|reset|list` per conversation.
 
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::symlink;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::faults::{finish, read_until, send_signal};
 use crate::mock_responses::user_texts;
+use crate::security::{mkfifo, names_in, notices, outside, run_unblocked};
 use crate::support::{adapter, spawn, Run, World};
 
 /// A turn of conversation `key`.
@@ -84,7 +87,10 @@ fn two_conversations_alternate_on_their_own_threads() {
         run.assert_completed();
     }
     assert_eq!(alice_1.events[0]["resumed"], false);
-    assert_eq!(bob_1.events[0]["resumed"], false, "bob did not get alice's thread");
+    assert_eq!(
+        bob_1.events[0]["resumed"], false,
+        "bob did not get alice's thread"
+    );
     assert_ne!(alice_1.session_id(), bob_1.session_id());
     assert_eq!(alice_2.session_id(), alice_1.session_id());
     assert_eq!(alice_2.events[0]["resumed"], true);
@@ -130,7 +136,7 @@ fn two_conversations_alternate_on_their_own_threads() {
 fn the_default_conversation_is_unaffected_by_keyed_ones() {
     let world = World::new("conv-default");
     let default_file = world.workspace.join(".plexum-codex-session");
-    let default_1 = world.turn("default-1: plain turn");
+    let default_1 = world.turn("ocelot-1: plain turn");
     default_1.assert_completed();
     let before = std::fs::read(&default_file).unwrap();
 
@@ -144,7 +150,7 @@ fn the_default_conversation_is_unaffected_by_keyed_ones() {
         "a keyed turn left the default session file alone, byte for byte"
     );
 
-    let default_2 = world.turn("default-2: and again");
+    let default_2 = world.turn("ocelot-2: and again");
     assert_eq!(default_2.events[0]["resumed"], true);
     assert_eq!(default_2.session_id(), default_1.session_id());
     // v0.1's file and format: no key inside.
@@ -154,9 +160,9 @@ fn the_default_conversation_is_unaffected_by_keyed_ones() {
 
     let texts = request_texts(&world);
     let keyed_request = texts.iter().find(|t| t.contains("keyed-1")).unwrap();
-    assert!(!keyed_request.contains("default-1"), "{keyed_request}");
-    let default_request = texts.iter().find(|t| t.contains("default-2")).unwrap();
-    assert!(default_request.contains("default-1"), "{default_request}");
+    assert!(!keyed_request.contains("ocelot-1"), "{keyed_request}");
+    let default_request = texts.iter().find(|t| t.contains("ocelot-2")).unwrap();
+    assert!(default_request.contains("ocelot-1"), "{default_request}");
     assert!(!default_request.contains("keyed-1"), "{default_request}");
 }
 
@@ -205,7 +211,10 @@ fn a_second_turn_of_one_conversation_is_busy_and_others_are_not() {
     // Another conversation and the default one are not held up.
     keyed(&world, "bob", "bob is not blocked").assert_completed();
     world.turn("nor is the default").assert_completed();
-    assert_eq!(session(&world, "show", Some("bob")).1["turn_running"], false);
+    assert_eq!(
+        session(&world, "show", Some("bob")).1["turn_running"],
+        false
+    );
 
     send_signal(&first, libc::SIGTERM);
     let first = finish(first, reader, events);
@@ -213,16 +222,6 @@ fn a_second_turn_of_one_conversation_is_busy_and_others_are_not() {
     let (_, shown) = session(&world, "show", Some("alice"));
     assert_eq!(shown["thread_id"], first.session_id(), "{shown}");
     assert_eq!(shown["turn_running"], false);
-}
-
-/// The names of a workspace's entries, sorted.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]
@@ -244,7 +243,7 @@ fn keys_are_text_never_paths() {
         at_limit.as_str(),
         wide_at_limit.as_str(),
     ];
-    let outside_before = entries(&world.dir);
+    let outside_before = names_in(&world.dir);
     let mut threads = Vec::new();
     for key in keys {
         let run = keyed(&world, key, &format!("hello from {key:?}"));
@@ -261,8 +260,8 @@ fn keys_are_text_never_paths() {
 
     // Nothing was created outside the workspace, no folder inside it, and
     // every file is one of the adapter's.
-    assert_eq!(entries(&world.dir), outside_before);
-    for name in entries(&world.workspace) {
+    assert_eq!(names_in(&world.dir), outside_before);
+    for name in names_in(&world.workspace) {
         let path = world.workspace.join(&name);
         assert!(
             name.starts_with(".plexum-codex-") && path.is_file(),
@@ -299,7 +298,7 @@ fn a_key_over_256_bytes_or_empty_is_a_usage_error() {
         assert!(run.stderr.contains("--conversation"), "{}", run.stderr);
     }
     assert!(world.mock.requests().is_empty(), "codex never started");
-    assert!(entries(&world.workspace).is_empty());
+    assert!(names_in(&world.workspace).is_empty());
     // The session commands refuse such a key too.
     let output = adapter()
         .args(["session", "show", "--workspace"])
@@ -348,6 +347,29 @@ fn session_list_show_and_reset_per_conversation() {
         session(&world, "show", None).1["thread_id"],
         default.session_id()
     );
+    // doctor names the keyed conversations it finds.
+    let output = adapter()
+        .args(["doctor", "--json", "--config"])
+        .arg(&world.config)
+        .arg("--workspace")
+        .arg(&world.workspace)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|check| check["name"] == "conversations")
+        .unwrap_or_else(|| panic!("no conversations check: {report}"));
+    let detail = check["detail"].as_str().unwrap();
+    assert!(detail.starts_with("2 keyed"), "{detail}");
+    for (key, run) in [("\"alice\"", &alice), ("\"bob\"", &bob)] {
+        assert!(
+            detail.contains(&format!("{key}: thread {}", run.session_id())),
+            "{detail}"
+        );
+    }
     let (ok, only_bob) = session(&world, "list", Some("bob"));
     assert!(ok);
     assert_eq!(only_bob["conversations"].as_array().unwrap().len(), 1);
@@ -387,7 +409,7 @@ fn a_corrupt_conversation_file_is_kept_aside_and_replaced() {
     let run = keyed(&world, "alice", "hello after corruption");
     run.assert_completed();
     assert_eq!(run.types()[1], "notice", "{}", run.stdout);
-    let kept_aside = entries(&world.workspace)
+    let kept_aside = names_in(&world.workspace)
         .into_iter()
         .filter(|name| name.contains(".corrupt"))
         .map(|name| std::fs::read_to_string(world.workspace.join(name)).unwrap())
@@ -402,4 +424,112 @@ fn a_corrupt_conversation_file_is_kept_aside_and_replaced() {
     assert_eq!(run.events[0]["resumed"], false, "{}", run.stdout);
     assert_ne!(run.session_id(), bob.session_id());
     assert_eq!(run.types()[1], "notice", "{}", run.stdout);
+}
+
+/// The lock file of a conversation, as `session show` names it.
+fn lock_file_of(world: &World, key: &str) -> PathBuf {
+    let (_, shown) = session(world, "show", Some(key));
+    PathBuf::from(shown["lock_file"].as_str().unwrap())
+}
+
+/// A keyed conversation's files are as hostile-proof as the default one's:
+/// a link at its session name is not followed (not even to a file that
+/// holds this very conversation's thread), a dangling link at its lock
+/// creates nothing outside, and `session list` reports both without
+/// following them.
+#[test]
+fn links_at_a_conversations_names_are_kept_aside_never_followed() {
+    let world = World::new("conv-links");
+    let (outside_dir, _) = outside(&world);
+    let first = keyed(&world, "alice", "alice's first turn");
+    first.assert_completed();
+    let session_file = session_file_of(&world, "alice");
+    let lock_file = lock_file_of(&world, "alice");
+    // The attacker moves alice's real file out and links to it.
+    let moved = outside_dir.join("alice-session");
+    std::fs::rename(&session_file, &moved).unwrap();
+    let original = std::fs::read(&moved).unwrap();
+    symlink(&moved, &session_file).unwrap();
+    let (ok, report) = session(&world, "list", None);
+    assert!(ok, "{report}");
+    assert_eq!(report["conversations"][0]["state"], "corrupt", "{report}");
+    assert!(
+        report["conversations"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("symbolic link"),
+        "{report}"
+    );
+    // (After the listing: `session show|list` take the lock for a moment,
+    // which would already keep a link there aside.)
+    let created = outside_dir.join("created-by-the-lock");
+    std::fs::remove_file(&lock_file).unwrap();
+    symlink(&created, &lock_file).unwrap();
+    let before = names_in(&outside_dir);
+
+    let (run, _) = run_unblocked(
+        &mut world.turn_command(&["--conversation", "alice"], "past the links"),
+        Duration::from_secs(60),
+    );
+    run.assert_completed();
+    assert_eq!(run.events[0]["resumed"], false, "the link was not followed");
+    let said = notices(&run);
+    assert!(said.contains("symbolic link"), "{}", run.stdout);
+    assert!(said.contains("lock file"), "{}", run.stdout);
+    assert!(!created.exists());
+    assert_eq!(names_in(&outside_dir), before);
+    assert_eq!(
+        std::fs::read(&moved).unwrap(),
+        original,
+        "never written through"
+    );
+    // Both links were kept aside as they were, and replaced by files.
+    let kept = |path: &PathBuf| PathBuf::from(format!("{}.corrupt", path.display()));
+    assert_eq!(std::fs::read_link(kept(&session_file)).unwrap(), moved);
+    assert_eq!(std::fs::read_link(kept(&lock_file)).unwrap(), created);
+    assert!(std::fs::symlink_metadata(&session_file).unwrap().is_file());
+    assert!(std::fs::symlink_metadata(&lock_file).unwrap().is_file());
+    let (_, shown) = session(&world, "show", Some("alice"));
+    assert_eq!(shown["thread_id"], run.session_id());
+}
+
+#[test]
+fn fifos_at_a_conversations_names_never_block() {
+    for which in ["session", "lock"] {
+        let world = World::new("conv-fifo");
+        let path = match which {
+            "session" => session_file_of(&world, "alice"),
+            _ => lock_file_of(&world, "alice"),
+        };
+        // `session show` made the lock file; the FIFO takes its place.
+        let _ = std::fs::remove_file(&path);
+        mkfifo(&path);
+        if which == "session" {
+            // Listing does not open the FIFO either.
+            let mut command = adapter();
+            command
+                .args(["session", "list", "--workspace"])
+                .arg(&world.workspace);
+            let output = command.output().unwrap();
+            let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+            assert!(
+                report["conversations"][0]["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("a FIFO"),
+                "{report}"
+            );
+        }
+        let message = format!("through the fifo at the {which}");
+        let mut command =
+            world.turn_command(&["--conversation", "alice", "--timeout", "20"], &message);
+        let (run, _) = run_unblocked(&mut command, Duration::from_secs(60));
+        run.assert_completed();
+        assert_eq!(run.text(), format!("echo: {message}"));
+        assert!(notices(&run).contains("a FIFO"), "{}", run.stdout);
+        assert!(PathBuf::from(format!("{}.corrupt", path.display())).exists());
+        let next = keyed(&world, "alice", "and again");
+        assert_eq!(next.events[0]["resumed"], true, "{}", next.stdout);
+        assert_eq!(next.session_id(), run.session_id());
+    }
 }

@@ -14,7 +14,10 @@ use crate::support::{run, spawn, Run, World};
 
 /// Reads the adapter's stdout until an event of `kind` arrives; returns
 /// the lines read and the rest of the reader.
-pub fn read_until(child: &mut Child, kind: &str) -> (Vec<Value>, BufReader<std::process::ChildStdout>) {
+pub fn read_until(
+    child: &mut Child,
+    kind: &str,
+) -> (Vec<Value>, BufReader<std::process::ChildStdout>) {
     let stdout = child.stdout.take().unwrap();
     let mut reader = BufReader::new(stdout);
     let mut events = Vec::new();

@@ -10,4 +10,5 @@ mod faults;
 mod golden;
 mod operator;
 mod record;
+mod security;
 mod support;
