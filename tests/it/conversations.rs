@@ -19,7 +19,8 @@ fn keyed(world: &World, key: &str, message: &str) -> Run {
     world.turn_with(&["--conversation", key], message, None)
 }
 
-/// `session ACTION --workspace W [--conversation KEY]`: success and its JSON.
+/// `session ACTION --workspace W [--conversation KEY]`: success and its
+/// JSON. Under the suite's watchdog: a session command that blocks fails.
 fn session(world: &World, action: &str, key: Option<&str>) -> (bool, Value) {
     let mut command = adapter();
     command
@@ -28,7 +29,7 @@ fn session(world: &World, action: &str, key: Option<&str>) -> (bool, Value) {
     if let Some(key) = key {
         command.args(["--conversation", key]);
     }
-    let output = command.output().unwrap();
+    let output = spawn(&mut command, None).wait_with_output().unwrap();
     let report = serde_json::from_slice::<Value>(&output.stdout).unwrap_or_else(|error| {
         panic!(
             "session {action} printed no JSON ({error}): {}\nstderr: {}",
@@ -300,12 +301,12 @@ fn a_key_over_256_bytes_or_empty_is_a_usage_error() {
     assert!(world.mock.requests().is_empty(), "codex never started");
     assert!(names_in(&world.workspace).is_empty());
     // The session commands refuse such a key too.
-    let output = adapter()
+    let mut command = adapter();
+    command
         .args(["session", "show", "--workspace"])
         .arg(&world.workspace)
-        .args(["--conversation", &"k".repeat(257)])
-        .output()
-        .unwrap();
+        .args(["--conversation", &"k".repeat(257)]);
+    let output = spawn(&mut command, None).wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("257 bytes"));
 }
@@ -348,13 +349,13 @@ fn session_list_show_and_reset_per_conversation() {
         default.session_id()
     );
     // doctor names the keyed conversations it finds.
-    let output = adapter()
+    let mut command = adapter();
+    command
         .args(["doctor", "--json", "--config"])
         .arg(&world.config)
         .arg("--workspace")
-        .arg(&world.workspace)
-        .output()
-        .unwrap();
+        .arg(&world.workspace);
+    let output = spawn(&mut command, None).wait_with_output().unwrap();
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     let check = report["checks"]
         .as_array()
@@ -506,12 +507,7 @@ fn fifos_at_a_conversations_names_never_block() {
         mkfifo(&path);
         if which == "session" {
             // Listing does not open the FIFO either.
-            let mut command = adapter();
-            command
-                .args(["session", "list", "--workspace"])
-                .arg(&world.workspace);
-            let output = command.output().unwrap();
-            let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+            let (_, report) = session(&world, "list", None);
             assert!(
                 report["conversations"][0]["reason"]
                     .as_str()
