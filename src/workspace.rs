@@ -66,7 +66,9 @@ impl Workspace {
     /// and is trusted; only what is inside it is not.
     pub fn open(path: &Path) -> io::Result<Workspace> {
         let name = c_path(path.as_os_str().as_bytes())?;
-        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NONBLOCK;
+        // O_PATH: a handle for the *at calls only, so a workspace we may
+        // write and enter but not list still works.
+        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
         // SAFETY: a valid NUL-terminated path; the descriptor is owned below.
         let fd = unsafe { libc::open(name.as_ptr(), flags) };
         let dir = owned(fd)?;
