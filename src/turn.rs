@@ -90,7 +90,12 @@ fn prepare(args: TurnArgs) -> Result<Prepared, TurnError> {
             )
         })?;
     let lock = match session.lock() {
-        Ok(lock) => lock,
+        Ok(lock) => {
+            for message in &lock.kept_aside {
+                log::warning!("{message}");
+            }
+            lock
+        }
         Err(session::LockError::Busy) => {
             return Err(TurnError::new(
                 ErrorCode::SessionBusy,
@@ -307,12 +312,9 @@ fn start_from(prepared: &Prepared) -> Start {
     }
 }
 
-/// What the lock found at its name and kept aside.
+/// What the lock found at its name and kept aside (logged when found).
 fn lock_notices(prepared: &Prepared) -> Vec<Event> {
     let kept = &prepared.lock.kept_aside;
-    for message in kept {
-        log::warning!("{message}");
-    }
     kept.iter()
         .map(|message| Event::notice(NoticeLevel::Warning, message.clone()))
         .collect()

@@ -526,7 +526,8 @@ fn session_files_of_other_versions_are_resumed() {
     first.assert_completed();
     let id = first.session_id().to_string();
     let mut totals = first.terminal()["thread_usage"].clone();
-    totals["tokens_from_the_future"] = json!(5);
+    // (A field name with an escape sequence: the log on stderr shows it.)
+    totals["tokens_from_the_future\x1b[2J"] = json!(5);
     let session = json!({ "thread_id": id, "thread_usage": totals, "written_by": "v9" });
     std::fs::write(world.workspace.join(SESSION), session.to_string()).unwrap();
     let second = world.turn("second");
@@ -538,6 +539,8 @@ fn session_files_of_other_versions_are_resumed() {
         "{}",
         second.stdout
     );
+    assert!(second.stderr.contains("tokens_from_the_future\\x1b[2J"));
+    assert!(!second.stderr.contains('\x1b'), "{:?}", second.stderr);
     // Totals unknown: this turn's usage is the running total.
     assert_eq!(
         second.terminal()["usage"],
