@@ -247,6 +247,7 @@ fn devices_and_huge_files_at_the_session_name_keep_memory_bounded() {
         let (run, peak_kib) = run_measuring_memory(&mut command, 512 * 1024);
         run.assert_completed();
         assert!(notices(&run).contains(what), "{case}: {}", run.stdout);
+        eprintln!("{case}: peak RSS {peak_kib} KiB");
         assert!(peak_kib < 64 * 1024, "{case}: peak RSS {peak_kib} KiB");
         // Kept aside, not read: the huge file is still whole.
         let kept = world.workspace.join(format!("{SESSION}.corrupt"));
