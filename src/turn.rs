@@ -158,15 +158,7 @@ fn open_record(path: &Path) -> io::Result<std::fs::File> {
         .append(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)?;
-    use std::os::fd::AsRawFd;
-    // SAFETY: plain fcntl calls on a descriptor we own.
-    unsafe {
-        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
-        if flags < 0 || libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    crate::workspace::clear_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&file))?;
     Ok(file)
 }
 

@@ -467,7 +467,7 @@ fn fstat(fd: RawFd) -> io::Result<libc::stat> {
 }
 
 /// Reads and writes block again once the open could not.
-fn clear_nonblocking(fd: RawFd) -> io::Result<()> {
+pub fn clear_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: plain fcntl calls on a valid descriptor.
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);
