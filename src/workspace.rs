@@ -187,7 +187,7 @@ impl Workspace {
             };
             let fd = file.as_raw_fd();
             let stat = fstat(fd).map_err(LockError::Io)?;
-            if stat.st_mode & 0o7077 != 0 {
+            if stat.st_mode & 0o7777 != PRIVATE_MODE {
                 // SAFETY: a valid descriptor of a regular file of ours.
                 if unsafe { libc::fchmod(fd, PRIVATE_MODE) } != 0 {
                     return Err(LockError::Io(io::Error::last_os_error()));
