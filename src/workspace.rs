@@ -250,7 +250,10 @@ impl Workspace {
             return Err(Odd::new(what, Some(FileId::of(&after))));
         }
         if FileId::of(&after) != FileId::of(&before) {
-            return Err(Odd::new("changing while it was opened".into(), None));
+            return Err(Odd::new(
+                "changing while it was opened".into(),
+                Some(FileId::of(&after)),
+            ));
         }
         clear_nonblocking(fd.as_raw_fd()).map_err(|error| Odd::new(error.to_string(), seen))?;
         Ok(Some(File::from(fd)))
