@@ -453,11 +453,12 @@ fn text_mode_shows_control_characters_visibly() {
     assert!(shown.contains("really-ran\\recho harmless"), "{shown:?}");
 
     // Codex's stderr, shown in the error's detail: a fake codex, the real
-    // one cannot be made to print this.
+    // one cannot be made to print this. It waits a moment before exiting so
+    // that its stderr is surely read by then on a loaded machine.
     let fake = world.dir.join("fake-codex");
     std::fs::write(
         &fake,
-        "#!/bin/sh\ncat >/dev/null\nprintf 'Error: \\033]52;c;aGk=\\007 \\033[2J\\r ok\\n' >&2\nexit 3\n",
+        "#!/bin/sh\ncat >/dev/null\nprintf 'Error: \\033]52;c;aGk=\\007 \\033[2J\\r ok\\n' >&2\nsleep 1\nexit 3\n",
     )
     .unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
