@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! cli (argv → Command) → config (file, model table) → session (thread id,
-//! totals, lock) → exec::argv + child (the codex process) → exec::translate
+//! totals, lock; its files through workspace, which treats the workspace as
+//! hostile) → exec::argv + child (the codex process) → exec::translate
 //! (pure: codex JSONL lines → canonical events) → output (JSONL or text)
 //! ```
 //!

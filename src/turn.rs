@@ -90,7 +90,12 @@ fn prepare(args: TurnArgs) -> Result<Prepared, TurnError> {
             )
         })?;
     let lock = match session.lock() {
-        Ok(lock) => lock,
+        Ok(lock) => {
+            for message in &lock.kept_aside {
+                log::warning!("{message}");
+            }
+            lock
+        }
         Err(session::LockError::Busy) => {
             return Err(TurnError::new(
                 ErrorCode::SessionBusy,
@@ -160,15 +165,7 @@ fn open_record(path: &Path) -> io::Result<std::fs::File> {
         .append(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)?;
-    use std::os::fd::AsRawFd;
-    // SAFETY: plain fcntl calls on a descriptor we own.
-    unsafe {
-        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
-        if flags < 0 || libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    crate::workspace::clear_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&file))?;
     Ok(file)
 }
 
@@ -314,12 +311,9 @@ fn start_from(prepared: &Prepared) -> Start {
     }
 }
 
-/// What the lock found at its name and kept aside.
+/// What the lock found at its name and kept aside (logged when found).
 fn lock_notices(prepared: &Prepared) -> Vec<Event> {
     let kept = &prepared.lock.kept_aside;
-    for message in kept {
-        log::warning!("{message}");
-    }
     kept.iter()
         .map(|message| Event::notice(NoticeLevel::Warning, message.clone()))
         .collect()

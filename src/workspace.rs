@@ -66,7 +66,9 @@ impl Workspace {
     /// and is trusted; only what is inside it is not.
     pub fn open(path: &Path) -> io::Result<Workspace> {
         let name = c_path(path.as_os_str().as_bytes())?;
-        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NONBLOCK;
+        // O_PATH: a handle for the *at calls only, so a workspace we may
+        // write and enter but not list still works.
+        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
         // SAFETY: a valid NUL-terminated path; the descriptor is owned below.
         let fd = unsafe { libc::open(name.as_ptr(), flags) };
         let dir = owned(fd)?;
@@ -185,7 +187,7 @@ impl Workspace {
             };
             let fd = file.as_raw_fd();
             let stat = fstat(fd).map_err(LockError::Io)?;
-            if stat.st_mode & 0o7077 != 0 {
+            if stat.st_mode & 0o7777 != PRIVATE_MODE {
                 // SAFETY: a valid descriptor of a regular file of ours.
                 if unsafe { libc::fchmod(fd, PRIVATE_MODE) } != 0 {
                     return Err(LockError::Io(io::Error::last_os_error()));
@@ -248,7 +250,10 @@ impl Workspace {
             return Err(Odd::new(what, Some(FileId::of(&after))));
         }
         if FileId::of(&after) != FileId::of(&before) {
-            return Err(Odd::new("changing while it was opened".into(), None));
+            return Err(Odd::new(
+                "changing while it was opened".into(),
+                Some(FileId::of(&after)),
+            ));
         }
         clear_nonblocking(fd.as_raw_fd()).map_err(|error| Odd::new(error.to_string(), seen))?;
         Ok(Some(File::from(fd)))
@@ -465,7 +470,7 @@ fn fstat(fd: RawFd) -> io::Result<libc::stat> {
 }
 
 /// Reads and writes block again once the open could not.
-fn clear_nonblocking(fd: RawFd) -> io::Result<()> {
+pub fn clear_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: plain fcntl calls on a valid descriptor.
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);

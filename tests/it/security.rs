@@ -10,7 +10,7 @@
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,21 +18,13 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::mock_responses::user_texts;
-use crate::support::{run, Run, World};
+use crate::support::{run, run_measuring_memory, Run, World, PNG};
 
 const SESSION: &str = ".plexum-codex-session";
 const LOCK: &str = ".plexum-codex-session.lock";
 
 /// A 1×1 PNG; bytes after its end mark tell copies apart (codex sends an
 /// image's bytes as they are).
-const PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
-    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
-    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
-    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
-];
-
 fn png(tag: &str) -> Vec<u8> {
     [PNG, tag.as_bytes()].concat()
 }
@@ -118,35 +110,6 @@ pub fn run_unblocked(command: &mut Command, limit: Duration) -> (Run, u32) {
         String::from_utf8_lossy(&output.stderr)
     );
     (Run::from_output(output), pid)
-}
-
-/// Peak RSS (VmHWM, KiB) of `pid` until it is gone; kills it beyond
-/// `cap_kib`, so that a run that reads without bound fails instead of
-/// exhausting the machine.
-fn peak_rss_capped(pid: u32, cap_kib: u64) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
-        let mut peak = 0;
-        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            let Some(hwm) = status.lines().find_map(|line| line.strip_prefix("VmHWM:")) else {
-                break;
-            };
-            let kib: u64 = hwm
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .unwrap_or(0);
-            peak = peak.max(kib);
-            if kib > cap_kib {
-                // SAFETY: plain syscall; the test's own unreaped child.
-                unsafe {
-                    libc::kill(pid as i32, libc::SIGKILL);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        peak
-    })
 }
 
 /// Finding 1: the temporary session file had the name
@@ -281,25 +244,10 @@ fn devices_and_huge_files_at_the_session_name_keep_memory_bounded() {
             continue;
         }
         let mut command = world.turn_command(&["--timeout", "30"], "bounded");
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let peak = peak_rss_capped(child.id(), 512 * 1024);
-        let mut stdout = Vec::new();
-        std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
-        let status = child.wait().unwrap();
-        let peak_kib = peak.join().unwrap();
-        let run = Run::from_output(std::process::Output {
-            status,
-            stdout,
-            stderr: Vec::new(),
-        });
+        let (run, peak_kib) = run_measuring_memory(&mut command, 512 * 1024);
         run.assert_completed();
         assert!(notices(&run).contains(what), "{case}: {}", run.stdout);
-        assert!(peak_kib > 0, "the sampler saw the adapter");
+        eprintln!("{case}: peak RSS {peak_kib} KiB");
         assert!(peak_kib < 64 * 1024, "{case}: peak RSS {peak_kib} KiB");
         // Kept aside, not read: the huge file is still whole.
         let kept = world.workspace.join(format!("{SESSION}.corrupt"));
@@ -505,11 +453,12 @@ fn text_mode_shows_control_characters_visibly() {
     assert!(shown.contains("really-ran\\recho harmless"), "{shown:?}");
 
     // Codex's stderr, shown in the error's detail: a fake codex, the real
-    // one cannot be made to print this.
+    // one cannot be made to print this. It waits a moment before exiting so
+    // that its stderr is surely read by then on a loaded machine.
     let fake = world.dir.join("fake-codex");
     std::fs::write(
         &fake,
-        "#!/bin/sh\ncat >/dev/null\nprintf 'Error: \\033]52;c;aGk=\\007 \\033[2J\\r ok\\n' >&2\nexit 3\n",
+        "#!/bin/sh\ncat >/dev/null\nprintf 'Error: \\033]52;c;aGk=\\007 \\033[2J\\r ok\\n' >&2\nsleep 1\nexit 3\n",
     )
     .unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -579,7 +528,8 @@ fn session_files_of_other_versions_are_resumed() {
     first.assert_completed();
     let id = first.session_id().to_string();
     let mut totals = first.terminal()["thread_usage"].clone();
-    totals["tokens_from_the_future"] = json!(5);
+    // (A field name with an escape sequence: the log on stderr shows it.)
+    totals["tokens_from_the_future\x1b[2J"] = json!(5);
     let session = json!({ "thread_id": id, "thread_usage": totals, "written_by": "v9" });
     std::fs::write(world.workspace.join(SESSION), session.to_string()).unwrap();
     let second = world.turn("second");
@@ -591,6 +541,8 @@ fn session_files_of_other_versions_are_resumed() {
         "{}",
         second.stdout
     );
+    assert!(second.stderr.contains("tokens_from_the_future\\x1b[2J"));
+    assert!(!second.stderr.contains('\x1b'), "{:?}", second.stderr);
     // Totals unknown: this turn's usage is the running total.
     assert_eq!(
         second.terminal()["usage"],
