@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::faults::{finish, read_until, send_signal};
+use crate::faults::{assert_refused_busy, finish, read_until, send_signal};
 use crate::mock_responses::user_texts;
 use crate::security::{mkfifo, names_in, notices, outside, run_unblocked};
 use crate::support::{adapter, spawn, Run, World};
@@ -50,6 +50,15 @@ fn listed(world: &World) -> Vec<(Value, Value)> {
         .iter()
         .map(|entry| (entry["conversation"].clone(), entry["thread_id"].clone()))
         .collect()
+}
+
+/// Why `session list` finds its first conversation corrupt.
+fn first_listed_reason(world: &World) -> String {
+    let (ok, report) = session(world, "list", None);
+    assert!(ok, "{report}");
+    let first = &report["conversations"][0];
+    assert_eq!(first["state"], "corrupt", "{report}");
+    first["reason"].as_str().unwrap().to_string()
 }
 
 /// The session file `session show` names for a conversation.
@@ -195,13 +204,7 @@ fn a_second_turn_of_one_conversation_is_busy_and_others_are_not() {
     let (events, reader) = read_until(&mut first, "message_start");
     let requests_before = world.mock.requests().len();
     let second = keyed(&world, "alice", "me too");
-    assert_eq!(second.error_code(), "session_busy", "{}", second.stdout);
-    assert_eq!(second.terminal()["retryable"], true);
-    assert_eq!(
-        world.mock.requests().len(),
-        requests_before,
-        "the second turn never reached codex"
-    );
+    assert_refused_busy(&world, &second, requests_before);
     let (shown_ok, shown) = session(&world, "show", Some("alice"));
     assert!(shown_ok);
     assert_eq!(shown["turn_running"], true);
@@ -451,16 +454,7 @@ fn links_at_a_conversations_names_are_kept_aside_never_followed() {
     std::fs::rename(&session_file, &moved).unwrap();
     let original = std::fs::read(&moved).unwrap();
     symlink(&moved, &session_file).unwrap();
-    let (ok, report) = session(&world, "list", None);
-    assert!(ok, "{report}");
-    assert_eq!(report["conversations"][0]["state"], "corrupt", "{report}");
-    assert!(
-        report["conversations"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("symbolic link"),
-        "{report}"
-    );
+    assert!(first_listed_reason(&world).contains("symbolic link"));
     // (After the listing: `session show|list` take the lock for a moment,
     // which would already keep a link there aside.)
     let created = outside_dir.join("created-by-the-lock");
@@ -507,14 +501,7 @@ fn fifos_at_a_conversations_names_never_block() {
         mkfifo(&path);
         if which == "session" {
             // Listing does not open the FIFO either.
-            let (_, report) = session(&world, "list", None);
-            assert!(
-                report["conversations"][0]["reason"]
-                    .as_str()
-                    .unwrap()
-                    .contains("a FIFO"),
-                "{report}"
-            );
+            assert!(first_listed_reason(&world).contains("a FIFO"));
         }
         let message = format!("through the fifo at the {which}");
         let mut command =

@@ -272,13 +272,9 @@ fn commands_codex_started_do_not_outlive_the_turn() {
     }
 }
 
-#[test]
-fn a_second_turn_in_a_busy_workspace_is_refused_at_once() {
-    let world = World::new("busy");
-    let mut first = spawn(&mut world.turn_command(&[], "mock:hang"), None);
-    let (events, reader) = read_until(&mut first, "message_start");
-    let requests_before = world.mock.requests().len();
-    let second = world.turn("me too");
+/// `second` was refused with a retryable `session_busy` before codex
+/// started (the mock got no further request).
+pub fn assert_refused_busy(world: &World, second: &Run, requests_before: usize) {
     assert_eq!(second.error_code(), "session_busy", "{}", second.stdout);
     assert_eq!(second.terminal()["retryable"], true);
     assert_eq!(
@@ -286,6 +282,16 @@ fn a_second_turn_in_a_busy_workspace_is_refused_at_once() {
         requests_before,
         "the second turn never reached codex"
     );
+}
+
+#[test]
+fn a_second_turn_in_a_busy_workspace_is_refused_at_once() {
+    let world = World::new("busy");
+    let mut first = spawn(&mut world.turn_command(&[], "mock:hang"), None);
+    let (events, reader) = read_until(&mut first, "message_start");
+    let requests_before = world.mock.requests().len();
+    let second = world.turn("me too");
+    assert_refused_busy(&world, &second, requests_before);
     send_signal(&first, libc::SIGTERM);
     let first = finish(first, reader, events);
     assert_eq!(first.error_code(), "cancelled");
