@@ -14,7 +14,7 @@ use crate::support::{run, spawn, Run, World};
 
 /// Reads the adapter's stdout until an event of `kind` arrives; returns
 /// the lines read and the rest of the reader.
-pub fn read_until(
+pub(crate) fn read_until(
     child: &mut Child,
     kind: &str,
 ) -> (Vec<Value>, BufReader<std::process::ChildStdout>) {
@@ -37,7 +37,7 @@ pub fn read_until(
 }
 
 /// The rest of the run: remaining stdout, then the exit and stderr.
-pub fn finish(
+pub(crate) fn finish(
     child: Child,
     mut reader: BufReader<std::process::ChildStdout>,
     mut earlier: Vec<Value>,
@@ -54,7 +54,7 @@ pub fn finish(
     })
 }
 
-pub fn send_signal(child: &Child, signal: i32) {
+pub(crate) fn send_signal(child: &Child, signal: i32) {
     // SAFETY: plain syscall on our own unreaped child.
     unsafe {
         libc::kill(child.id() as i32, signal);
@@ -274,7 +274,7 @@ fn commands_codex_started_do_not_outlive_the_turn() {
 
 /// `second` was refused with a retryable `session_busy` before codex
 /// started (the mock got no further request).
-pub fn assert_refused_busy(world: &World, second: &Run, requests_before: usize) {
+pub(crate) fn assert_refused_busy(world: &World, second: &Run, requests_before: usize) {
     assert_eq!(second.error_code(), "session_busy", "{}", second.stdout);
     assert_eq!(second.terminal()["retryable"], true);
     assert_eq!(
