@@ -18,6 +18,7 @@ pub mod config;
 pub mod doctor;
 pub mod event;
 pub mod exec;
+pub mod line_queue;
 pub mod line_reader;
 pub mod locate;
 mod log;
