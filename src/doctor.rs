@@ -151,11 +151,7 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
                 .message
                 .strip_suffix(locate::INSTALL_FIX)
                 .map_or(error.message.as_str(), |rest| rest.trim_end_matches("; "));
-            checks.push(Check::problem(
-                "binary",
-                detail,
-                locate::INSTALL_FIX,
-            ));
+            checks.push(Check::problem("binary", detail, locate::INSTALL_FIX));
             None
         }
     };

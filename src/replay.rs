@@ -47,6 +47,11 @@ pub fn run(args: ReplayArgs) -> ExitCode {
 
 /// Translates a whole stream into `output`; `Ok(true)` after `message_end`.
 /// An `Err` means `output` itself failed (the host went away).
+///
+/// A stream of several turns (a `--record` file appended to turn after
+/// turn) is one run: every turn's events in order, one `message_start`, and
+/// one terminal event at the end, the last turn's. Each turn's terminal
+/// event is held back until the stream shows whether another turn follows.
 pub fn translate_stream<W: io::Write>(
     input: impl BufRead,
     model: String,
@@ -62,12 +67,17 @@ pub fn translate_stream<W: io::Write>(
     let mut lines = LineReader::new(input, None);
     let mut line = Vec::new();
     let mut events = Vec::new();
+    let mut held_terminal: Option<Event> = None;
     let end = loop {
         if let Some(signal) = signals::received() {
             break StreamEnd::Stopped(signals::cancelled(signal, "the replay was stopped"));
         }
         match lines.next_line(&mut line) {
             Ok(LineRead::Line) => {
+                if translator.is_ended() && !translator.begins_next_turn(&line) {
+                    continue; // after the end, only a new turn counts
+                }
+                held_terminal = None;
                 translator.line(&line, &mut events);
             }
             Ok(LineRead::Oversized(length)) => translator.oversized_line(length, &mut events),
@@ -79,16 +89,22 @@ pub fn translate_stream<W: io::Write>(
                 break StreamEnd::Stopped(TurnError::new(ErrorCode::Protocol, message));
             }
         }
+        if translator.is_ended() && held_terminal.is_none() {
+            held_terminal = events.pop();
+        }
         for event in events.drain(..) {
             output.emit(&event)?;
         }
-        if translator.is_ended() {
-            return Ok(translator.succeeded());
-        }
     };
-    translator.finish(end, &mut events);
+    match (held_terminal, end) {
+        // Stopped after a turn had ended: the stop is the run's end.
+        (Some(_), StreamEnd::Stopped(error)) => events.push(Event::Error(error)),
+        (Some(terminal), _) => events.push(terminal),
+        (None, end) => translator.finish(end, &mut events),
+    }
+    let completed = matches!(events.last(), Some(Event::MessageEnd { .. }));
     for event in events.drain(..) {
         output.emit(&event)?;
     }
-    Ok(translator.succeeded())
+    Ok(completed)
 }

@@ -305,7 +305,10 @@ fn read_stdin(fd: i32, cap: usize, deadline: Instant) -> Result<Vec<u8>, TurnErr
     let mut bytes = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     while bytes.len() < cap {
-        not_stopped(deadline, "the message was not read to its end; nothing was started")?;
+        not_stopped(
+            deadline,
+            "the message was not read to its end; nothing was started",
+        )?;
         let mut pollfd = libc::pollfd {
             fd,
             events: libc::POLLIN,
@@ -642,8 +645,16 @@ fn refused_to_start(
             ),
         ));
     }
-    if let Some(index) = lines.iter().position(|line| line.contains("Error loading config")) {
-        let cause = lines[index..].iter().take(3).copied().collect::<Vec<_>>().join(" ");
+    if let Some(index) = lines
+        .iter()
+        .position(|line| line.contains("Error loading config"))
+    {
+        let cause = lines[index..]
+            .iter()
+            .take(3)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
         return Some(TurnError::new(
             ErrorCode::Config,
             format!("codex cannot load its config.toml (in CODEX_HOME): {cause}; fix that file"),
@@ -811,8 +822,13 @@ struct Host<'a> {
 }
 
 impl Host<'_> {
-    fn deliver(&mut self, events: &mut Vec<Event>, translator: &Translator) -> Result<(), Undelivered> {
-        self.pending.extend(events.drain(..).map(|event| (event, false)));
+    fn deliver(
+        &mut self,
+        events: &mut Vec<Event>,
+        translator: &Translator,
+    ) -> Result<(), Undelivered> {
+        self.pending
+            .extend(events.drain(..).map(|event| (event, false)));
         while let Some((event, saved)) = self.pending.pop_front() {
             if !saved {
                 if let Some(notice) = self.save_session(&event, translator) {
@@ -845,7 +861,11 @@ impl Host<'_> {
 
     /// The last events of the turn. A stop that comes while they are written
     /// only leaves the host a bounded time to take them.
-    fn deliver_to_end(&mut self, events: &mut Vec<Event>, translator: &Translator) -> Result<(), Undelivered> {
+    fn deliver_to_end(
+        &mut self,
+        events: &mut Vec<Event>,
+        translator: &Translator,
+    ) -> Result<(), Undelivered> {
         match self.deliver(events, translator) {
             Err(Undelivered::Stopped) => {
                 give_host_grace(self.output, Instant::now());
@@ -875,7 +895,9 @@ impl Host<'_> {
             } => session::write(self.workspace, session_id, Some(*thread_usage)),
             _ => return None,
         };
-        result.err().map(|error| session_write_failed(self.workspace, &error))
+        result
+            .err()
+            .map(|error| session_write_failed(self.workspace, &error))
     }
 }
 
