@@ -811,7 +811,7 @@ enum Undelivered {
 /// Where the turn's events go: the host's stdout, with the session file
 /// kept current on the way (the thread saved before `message_start` is
 /// shown, the new running totals before `message_end`) and the turn lock
-/// let go the moment the terminal event is written.
+/// let go once the terminal event is all that is left to write.
 struct Host<'a> {
     output: &'a mut Output<HostPipe>,
     workspace: &'a Path,
@@ -843,6 +843,12 @@ impl Host<'_> {
                     }
                 }
             }
+            if event.is_terminal() {
+                // The session is saved: the lock goes just before the
+                // terminal event, so a host that starts the next turn when
+                // it reads that event always finds the lock free.
+                self.lock = None;
+            }
             match self.output.emit(&event) {
                 Ok(()) => {}
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {
@@ -850,10 +856,6 @@ impl Host<'_> {
                     return Err(Undelivered::Stopped);
                 }
                 Err(_) => return Err(Undelivered::HostGone),
-            }
-            if event.is_terminal() {
-                // Saved and written: the next turn may start now.
-                self.lock = None;
             }
         }
         Ok(())

@@ -7,6 +7,7 @@ mod mock_responses;
 mod e2e;
 mod faults;
 mod golden;
+mod hosts;
 mod operator;
 mod record;
 mod support;
