@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,20 @@ pub struct StderrFacts {
     pub unknown_thread: bool,
     /// "already has an active writer": another process writes this thread.
     pub active_writer: bool,
+    /// The drain read to the end of codex's stderr.
+    pub ended: bool,
 }
+
+/// The facts, and a signal for whoever waits for the drain to end.
+#[derive(Default)]
+struct SharedFacts {
+    facts: Mutex<StderrFacts>,
+    ended: Condvar,
+}
+
+/// Once codex has exited, how long its last stderr lines may take to be
+/// drained (a grandchild holding the pipe open must not hold us up).
+const STDERR_SETTLE: Duration = Duration::from_millis(500);
 
 impl StderrFacts {
     pub fn tail_text(&self) -> String {
@@ -88,7 +101,7 @@ pub struct CodexProcess {
     pidfd: Option<OwnedFd>,
     status: Option<ExitStatus>,
     pub lines: Receiver<StdoutMessage>,
-    stderr_facts: Arc<Mutex<StderrFacts>>,
+    stderr_facts: Arc<SharedFacts>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -139,7 +152,7 @@ impl CodexProcess {
             pidfd,
             status: None,
             lines,
-            stderr_facts: Arc::new(Mutex::new(StderrFacts::default())),
+            stderr_facts: Arc::new(SharedFacts::default()),
             threads: Vec::new(),
         };
         let message = request.message;
@@ -167,11 +180,26 @@ impl CodexProcess {
         Ok(process)
     }
 
+    /// What codex said on stderr. Once it has exited, the drain is given a
+    /// moment to read its last lines (the reason it exited is often there).
     pub fn stderr_facts(&self) -> StderrFacts {
-        self.stderr_facts
-            .lock()
-            .map(|facts| facts.clone())
-            .unwrap_or_default()
+        let Ok(mut facts) = self.stderr_facts.facts.lock() else {
+            return StderrFacts::default();
+        };
+        if self.status.is_some() || self.has_exited() {
+            let deadline = Instant::now() + STDERR_SETTLE;
+            while !facts.ended {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                facts = match self.stderr_facts.ended.wait_timeout(facts, deadline - now) {
+                    Ok((facts, _)) => facts,
+                    Err(_) => return StderrFacts::default(),
+                };
+            }
+        }
+        facts.clone()
     }
 
     /// Waits up to `limit` for codex to exit, without reaping it (so its pid,
@@ -416,14 +444,20 @@ fn write_stdin(mut stdin: std::process::ChildStdin, message: String) {
     // Dropping stdin closes the pipe: codex reads to EOF and must not wait.
 }
 
-fn drain_stderr(stderr: ChildStderr, facts: &Mutex<StderrFacts>, echo: bool) {
+fn drain_stderr(stderr: ChildStderr, shared: &SharedFacts, echo: bool) {
     let mut reader = BufReader::new(stderr);
     let mut line = Vec::new();
     loop {
         line.clear();
         // Bounded: a line longer than this is cut, the rest read as more lines.
         match (&mut reader).take(64 * 1024).read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => {
+                if let Ok(mut facts) = shared.facts.lock() {
+                    facts.ended = true;
+                }
+                shared.ended.notify_all();
+                return;
+            }
             Ok(_) => {}
         }
         if echo {
@@ -431,7 +465,9 @@ fn drain_stderr(stderr: ChildStderr, facts: &Mutex<StderrFacts>, echo: bool) {
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end();
-        let Ok(mut facts) = facts.lock() else { return };
+        let Ok(mut facts) = shared.facts.lock() else {
+            return;
+        };
         if text.contains("no rollout found") {
             facts.unknown_thread = true;
         }

@@ -615,9 +615,13 @@ fn a_100_mib_line_and_a_stderr_flood_keep_memory_bounded() {
     assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
 }
 
-/// Samples a process's own peak RSS (VmHWM, KiB) until it is gone. Not
-/// wait4's ru_maxrss: that counts the forked copy of this big test
-/// process before exec.
+/// Past this, a memory test has failed already: the sampler kills the
+/// adapter before a broken build (growing without end) can hurt the machine.
+const RSS_GUARD_KIB: u64 = 256 * 1024;
+
+/// Samples a process's own peak RSS (VmHWM, KiB) until it is gone, killing
+/// it past [`RSS_GUARD_KIB`]. Not wait4's ru_maxrss: that counts the forked
+/// copy of this big test process before exec.
 pub(crate) fn peak_rss_sampler(pid: u32) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         let mut peak = 0;
@@ -631,6 +635,11 @@ pub(crate) fn peak_rss_sampler(pid: u32) -> std::thread::JoinHandle<u64> {
                 .parse()
                 .unwrap_or(0);
             peak = peak.max(kib);
+            if peak > RSS_GUARD_KIB {
+                // SAFETY: plain syscall on the test's own unreaped child.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                break;
+            }
             std::thread::sleep(Duration::from_millis(2));
         }
         peak
