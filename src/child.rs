@@ -73,6 +73,12 @@ impl Weight for StdoutMessage {
     }
 }
 
+/// A job for one of the threads that serve codex's pipes.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Starts a thread for a job (`std::thread::Builder`, or a failing one in tests).
+type ThreadStarter = fn(Job) -> io::Result<JoinHandle<()>>;
+
 /// Why codex could not be started.
 #[derive(Debug)]
 pub enum SpawnError {
@@ -114,7 +120,7 @@ impl CodexProcess {
     /// make it fail as a process limit would).
     fn spawn_with(
         request: SpawnRequest,
-        start_thread: fn(Box<dyn FnOnce() + Send>) -> io::Result<JoinHandle<()>>,
+        start_thread: ThreadStarter,
     ) -> Result<CodexProcess, SpawnError> {
         let mut command = Command::new(request.program);
         command
@@ -161,7 +167,7 @@ impl CodexProcess {
         let record = request
             .record
             .map(|file| Box::new(io::BufWriter::new(file)) as Box<dyn Write + Send>);
-        let jobs: [Box<dyn FnOnce() + Send>; 3] = [
+        let jobs: [Job; 3] = [
             Box::new(move || write_stdin(stdin, message)),
             Box::new(move || drain_stderr(stderr, &facts, echo)),
             Box::new(move || read_stdout(stdout, record, &sender)),
@@ -286,7 +292,7 @@ impl Drop for CodexProcess {
     }
 }
 
-fn spawn_thread(job: Box<dyn FnOnce() + Send>) -> io::Result<JoinHandle<()>> {
+fn spawn_thread(job: Job) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new().spawn(job)
 }
 
@@ -501,7 +507,7 @@ mod tests {
     use super::*;
 
     /// Starts the first I/O thread, then fails as a process limit would.
-    fn second_thread_fails(job: Box<dyn FnOnce() + Send>) -> io::Result<JoinHandle<()>> {
+    fn second_thread_fails(job: Job) -> io::Result<JoinHandle<()>> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         if STARTED.fetch_add(1, Ordering::SeqCst) == 0 {

@@ -10,12 +10,17 @@ use crate::cli::{ReplayArgs, ReplayInput};
 use crate::event::{ErrorCode, Event, TurnError};
 use crate::exec::translate::{StreamEnd, Translator, TurnContext, DEFAULT_OUTPUT_LIMIT};
 use crate::line_reader::{LineRead, LineReader};
-use crate::output::{exit_code, finish_with, Output};
+use crate::output::{exit_code, finish_with, Output, WriteLimits, HOST_GRACE};
 use crate::signals;
 
 pub fn run(args: ReplayArgs) -> ExitCode {
     signals::install(false);
     let mut output = Output::stdout(args.output);
+    // A signal also ends a wait for a host that does not read.
+    output.writer_mut().set_limits(WriteLimits {
+        deadline: None,
+        signals: true,
+    });
     let input: Box<dyn BufRead> = match &args.input {
         Some(ReplayInput::File(path)) => match File::open(path) {
             Ok(file) => Box::new(BufReader::with_capacity(256 * 1024, file)),
@@ -41,6 +46,17 @@ pub fn run(args: ReplayArgs) -> ExitCode {
     let model = args.model.unwrap_or_else(|| String::from("codex"));
     match translate_stream(input, model, &mut output) {
         Ok(completed) => exit_code(completed),
+        // Stopped before a line was begun: the host gets a bounded time
+        // for the terminal event.
+        Err(error) if error.kind() == io::ErrorKind::Interrupted => {
+            output.writer_mut().set_limits(WriteLimits {
+                deadline: Some(std::time::Instant::now() + HOST_GRACE),
+                signals: false,
+            });
+            let signal = signals::received().unwrap_or(0);
+            let error = signals::cancelled(signal, "the replay was stopped");
+            finish_with(&mut output, Event::Error(error))
+        }
         Err(_) => exit_code(false),
     }
 }

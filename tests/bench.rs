@@ -8,6 +8,9 @@
 //! 3. Streaming latency: a fake codex prints a timestamped event every few
 //!    ms; the time until the adapter's matching event is on its stdout.
 //! 4. Start-up: `--version` and `models`, and the binary's size.
+//! 5. A host that reads slowly: `turn` with a fake codex printing 100 MB
+//!    and 400 MB streams at once, read 64 KiB at a time with a pause; the
+//!    adapter's peak RSS must not grow with the stream's length.
 //!
 //! This binary is also the fake codex (selected by environment variables).
 
@@ -35,6 +38,7 @@ fn main() {
     verdicts.push(bench.throughput());
     verdicts.push(bench.latency());
     verdicts.push(bench.startup());
+    verdicts.push(bench.slow_host());
     println!("\n== budgets");
     for (name, met, figure) in &verdicts {
         println!(
@@ -451,6 +455,68 @@ impl Bench {
                 "--version {version:.2} ms, models {models:.2} ms, {:.2} MiB",
                 size as f64 / 1048576.0
             ),
+        )
+    }
+}
+
+impl Bench {
+    fn slow_host(&self) -> (String, bool, String) {
+        println!("\n== 5. a host that reads slowly (turn, fake codex printing at once)");
+        let exe = std::env::current_exe().unwrap();
+        let mut peaks = Vec::new();
+        for megabytes in [100u64, 400] {
+            let path = self.dir.join(format!("slow-{megabytes}.jsonl"));
+            let bytes = write_stream(&path, megabytes * 1_000_000);
+            let config = self.config(
+                &format!("slow-{megabytes}"),
+                &exe,
+                serde_json::json!({ FAKE_STREAM: path }),
+            );
+            let workspace = self.workspace(&format!("slow-{megabytes}"));
+            let started = Instant::now();
+            let mut child = self
+                .turn(&config, &workspace, "flood")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut stdout = child.stdout.take().unwrap();
+            let mut chunk = vec![0u8; 64 * 1024];
+            let mut read = 0u64;
+            let mut last = Vec::new();
+            loop {
+                let n = stdout.read(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                read += n as u64;
+                last = chunk[..n].to_vec();
+                // Slower than the adapter can translate: the pipe stays full.
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            let (elapsed, rss) = wait_rss(child.id(), started);
+            std::mem::forget(child);
+            let ended = String::from_utf8_lossy(&last).contains("\"message_end\"");
+            println!(
+                "{:.0} MB stream read at {:.0} MB/s: {:.0} MB of events, peak RSS {:.1} MiB, message_end last: {ended}",
+                bytes as f64 / 1e6,
+                read as f64 / 1e6 / elapsed.as_secs_f64(),
+                read as f64 / 1e6,
+                rss as f64 / 1024.0
+            );
+            peaks.push(rss as f64);
+            let _ = std::fs::remove_file(&path);
+        }
+        let (small, large) = (peaks[0], peaks[1]);
+        let flat = large <= small * 1.25 + 4096.0;
+        println!(
+            "peak RSS at 4× the stream length: {:.2}× (flat: {flat})",
+            large / small
+        );
+        (
+            String::from("slow host: flat memory"),
+            flat,
+            format!("RSS {:.1} → {:.1} MiB", small / 1024.0, large / 1024.0),
         )
     }
 }
