@@ -147,11 +147,9 @@ impl CodexProcess {
         }
         let mut child = command.spawn().map_err(SpawnError::Exec)?;
         let pidfd = pidfd_open(child.id());
-        let (stdin, stdout, stderr) =
-            match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
-                (Some(stdin), Some(stdout), Some(stderr)) => (stdin, stdout, stderr),
-                _ => unreachable!("all three are piped above"),
-            };
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
         let (sender, lines) = line_queue::bounded(QUEUE_BYTES);
         let mut process = CodexProcess {
             child,
