@@ -61,6 +61,8 @@ pub fn run() -> ExitCode {
                 subcommand.unwrap_or("run")
             );
             let mut output = output::Output::stdout(output_args);
+            let grace = output::WriteLimits::grace_from(std::time::Instant::now());
+            output.writer_mut().set_limits(grace);
             output::finish_with(
                 &mut output,
                 Event::Error(TurnError::new(ErrorCode::Internal, message)),
@@ -116,6 +118,8 @@ fn command_line_error(error: CliError) -> ExitCode {
     log::say(format_args!("{}", error.message));
     if error.subcommand.is_some() {
         let mut output = output::Output::stdout(error.output);
+        let grace = output::WriteLimits::grace_from(std::time::Instant::now());
+        output.writer_mut().set_limits(grace);
         let _ = output.emit(&Event::Error(TurnError::new(
             ErrorCode::Usage,
             error.message,

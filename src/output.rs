@@ -218,6 +218,25 @@ pub struct WriteLimits {
     pub signals: bool,
 }
 
+impl WriteLimits {
+    /// While the turn runs: stop waiting on a signal or at `deadline`.
+    pub fn stoppable(deadline: Option<Instant>) -> WriteLimits {
+        WriteLimits {
+            deadline,
+            signals: true,
+        }
+    }
+
+    /// The end of a run is being written: no stopping for signals any
+    /// more, only a bounded wait ([`HOST_GRACE`] from `from`) for the host.
+    pub fn grace_from(from: Instant) -> WriteLimits {
+        WriteLimits {
+            deadline: Some(from + HOST_GRACE),
+            signals: false,
+        }
+    }
+}
+
 /// Our stdout as the host hands it to us: a pipe it may read slowly, may
 /// never read, or may have made non-blocking (many Node hosts do). Every
 /// write waits for room with `poll`, looking at the signals and the clock

@@ -10,17 +10,14 @@ use crate::cli::{ReplayArgs, ReplayInput};
 use crate::event::{ErrorCode, Event, TurnError};
 use crate::exec::translate::{StreamEnd, Translator, TurnContext, DEFAULT_OUTPUT_LIMIT};
 use crate::line_reader::{LineRead, LineReader};
-use crate::output::{exit_code, finish_with, Output, WriteLimits, HOST_GRACE};
+use crate::output::{exit_code, finish_with, Output, WriteLimits};
 use crate::signals;
 
 pub fn run(args: ReplayArgs) -> ExitCode {
     signals::install(false);
     let mut output = Output::stdout(args.output);
     // A signal also ends a wait for a host that does not read.
-    output.writer_mut().set_limits(WriteLimits {
-        deadline: None,
-        signals: true,
-    });
+    output.writer_mut().set_limits(WriteLimits::stoppable(None));
     let input: Box<dyn BufRead> = match &args.input {
         Some(ReplayInput::File(path)) => match File::open(path) {
             Ok(file) => Box::new(BufReader::with_capacity(256 * 1024, file)),
@@ -49,10 +46,8 @@ pub fn run(args: ReplayArgs) -> ExitCode {
         // Stopped before a line was begun: the host gets a bounded time
         // for the terminal event.
         Err(error) if error.kind() == io::ErrorKind::Interrupted => {
-            output.writer_mut().set_limits(WriteLimits {
-                deadline: Some(std::time::Instant::now() + HOST_GRACE),
-                signals: false,
-            });
+            let now = std::time::Instant::now();
+            output.writer_mut().set_limits(WriteLimits::grace_from(now));
             let signal = signals::received().unwrap_or(0);
             let error = signals::cancelled(signal, "the replay was stopped");
             finish_with(&mut output, Event::Error(error))

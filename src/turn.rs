@@ -21,7 +21,7 @@ use crate::exec::translate::{
 use crate::line_queue::RecvError;
 use crate::locate::{self, CodexBinary};
 use crate::log;
-use crate::output::{exit_code, finish_with, HostPipe, Output, WriteLimits, HOST_GRACE};
+use crate::output::{exit_code, finish_with, HostPipe, Output, WriteLimits};
 use crate::session::{self, Stored, TurnLock};
 use crate::signals;
 
@@ -62,10 +62,7 @@ pub fn run(args: TurnArgs) -> ExitCode {
     let started = Instant::now();
     signals::install(true);
     let mut output = Output::stdout(args.output);
-    output.writer_mut().set_limits(WriteLimits {
-        deadline: None,
-        signals: true,
-    });
+    output.writer_mut().set_limits(WriteLimits::stoppable(None));
     let (prepared, lock) = match prepare(args, started) {
         Ok(prepared) => prepared,
         Err(error) => {
@@ -84,10 +81,9 @@ pub fn run(args: TurnArgs) -> ExitCode {
 /// The end of the turn is being written: no more stopping for signals or
 /// the deadline, only a bounded wait for a host that reads slowly.
 fn give_host_grace(output: &mut Output<HostPipe>, from: Instant) {
-    output.writer_mut().set_limits(WriteLimits {
-        deadline: Some(from + HOST_GRACE),
-        signals: false,
-    });
+    output
+        .writer_mut()
+        .set_limits(WriteLimits::grace_from(from));
 }
 
 /// The instant `timeout` after `started`, with an absurd timeout capped.
@@ -693,10 +689,9 @@ fn pump(
     deadline: Instant,
     lines_seen: &mut usize,
 ) -> LoopEnd {
-    host.output.writer_mut().set_limits(WriteLimits {
-        deadline: Some(deadline),
-        signals: true,
-    });
+    host.output
+        .writer_mut()
+        .set_limits(WriteLimits::stoppable(Some(deadline)));
     loop {
         if let Some(stop) = stop_reason(deadline) {
             return LoopEnd::Stop(stop, Instant::now());

@@ -480,6 +480,7 @@ impl Bench {
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap();
+            let peak = peak_hwm(child.id());
             let mut stdout = child.stdout.take().unwrap();
             let mut chunk = vec![0u8; 64 * 1024];
             let mut read = 0u64;
@@ -494,7 +495,10 @@ impl Bench {
                 // Slower than the adapter can translate: the pipe stays full.
                 std::thread::sleep(Duration::from_micros(500));
             }
-            let (elapsed, rss) = wait_rss(child.id(), started);
+            // Not wait4's figure: that includes the fake codex, which holds
+            // the whole stream in memory.
+            let rss = peak.join().unwrap();
+            let (elapsed, _) = wait_rss(child.id(), started);
             std::mem::forget(child);
             let ended = String::from_utf8_lossy(&last).contains("\"message_end\"");
             println!(
@@ -519,6 +523,27 @@ impl Bench {
             format!("RSS {:.1} → {:.1} MiB", small / 1024.0, large / 1024.0),
         )
     }
+}
+
+/// The peak RSS (VmHWM, KiB) of `pid` itself, sampled until it exits.
+fn peak_hwm(pid: u32) -> std::thread::JoinHandle<i64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            let Some(hwm) = status.lines().find_map(|line| line.strip_prefix("VmHWM:")) else {
+                break; // a zombie
+            };
+            let kib = hwm
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            peak = peak.max(kib);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        peak
+    })
 }
 
 /// Waits for a child with wait4, returning wall time and peak RSS (KiB).

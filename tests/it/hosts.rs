@@ -37,32 +37,52 @@ fn eventually(mut ready: impl FnMut() -> bool) -> bool {
 
 /// Finding 1: with a host that does not read, codex is slowed (it blocks on
 /// its own pipe) instead of its output piling up in the adapter, and the
-/// timeout still ends the turn and stops codex.
+/// timeout, or SIGTERM, still ends the turn and stops codex.
 #[test]
-fn a_host_that_does_not_read_keeps_memory_flat_and_the_timeout_still_ends_the_turn() {
+fn a_host_that_does_not_read_keeps_memory_flat_and_the_turn_still_ends() {
     let text = "a".repeat(1000);
     let line = format!(
         r#"{{"type":"item.completed","item":{{"id":"m","type":"agent_message","text":"{text}"}}}}"#
     );
-    // An endless stream of 1 KB events, as fast as `yes` can print them.
-    let world = fake_codex("flood", &format!("echo '{THREAD}'; exec yes '{line}'"));
-    let mut child = spawn(&mut world.turn_command(&["--timeout", "3"], "hi"), None);
-    let peak = peak_rss_sampler(child.id());
-    // The host reads nothing until codex has been stopped.
-    assert!(eventually(
-        || !processes(Some(&world.workspace), None).is_empty()
-    ));
-    let left = survivors(Some(&world.workspace), None);
-    if !left.is_empty() {
-        let _ = child.kill();
+    for how in ["timeout", "sigterm"] {
+        // An endless stream of 1 KB events, as fast as `yes` can print them.
+        let world = fake_codex(
+            &format!("flood-{how}"),
+            &format!("echo '{THREAD}'; exec yes '{line}'"),
+        );
+        let extra: &[&str] = if how == "timeout" {
+            &["--timeout", "3"]
+        } else {
+            &[]
+        };
+        let mut child = spawn(&mut world.turn_command(extra, "hi"), None);
+        let peak = peak_rss_sampler(child.id());
+        // The host reads nothing until codex has been stopped.
+        assert!(eventually(
+            || !processes(Some(&world.workspace), None).is_empty()
+        ));
+        if how == "sigterm" {
+            // Long enough for the pipe to our stdout to be full.
+            std::thread::sleep(Duration::from_secs(1));
+            send_signal(&child, libc::SIGTERM);
+        }
+        let left = survivors(Some(&world.workspace), None);
+        if !left.is_empty() {
+            let _ = child.kill();
+        }
+        assert!(left.is_empty(), "{how}: codex still runs: {left:?}");
+        let output = child.wait_with_output().unwrap();
+        let peak_kib = peak.join().unwrap();
+        let run = Run::from_output(output);
+        let code = if how == "timeout" {
+            "timeout"
+        } else {
+            "cancelled"
+        };
+        assert_eq!(run.error_code(), code, "{how}: {}", run.stderr);
+        assert!(peak_kib > 0, "the sampler saw the adapter");
+        assert!(peak_kib < 64 * 1024, "{how}: peak RSS {peak_kib} KiB");
     }
-    assert!(left.is_empty(), "codex still runs: {left:?}");
-    let output = child.wait_with_output().unwrap();
-    let peak_kib = peak.join().unwrap();
-    let run = Run::from_output(output);
-    assert_eq!(run.error_code(), "timeout", "{}", run.stderr);
-    assert!(peak_kib > 0, "the sampler saw the adapter");
-    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
 }
 
 /// Finding 2: a non-blocking stdout that is full for a while is waited on,
