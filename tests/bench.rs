@@ -9,8 +9,9 @@
 //!    ms; the time until the adapter's matching event is on its stdout.
 //! 4. Start-up: `--version` and `models`, and the binary's size.
 //! 5. A host that reads slowly: `turn` with a fake codex printing 100 MB
-//!    and 400 MB streams at once, read 64 KiB at a time with a pause; the
-//!    adapter's peak RSS must not grow with the stream's length.
+//!    and 400 MB of agent messages at once (as many bytes of events), read
+//!    64 KiB at a time with a pause; the adapter's peak RSS must not grow
+//!    with the stream's length.
 //!
 //! This binary is also the fake codex (selected by environment variables).
 
@@ -466,7 +467,7 @@ impl Bench {
         let mut peaks = Vec::new();
         for megabytes in [100u64, 400] {
             let path = self.dir.join(format!("slow-{megabytes}.jsonl"));
-            let bytes = write_stream(&path, megabytes * 1_000_000);
+            let bytes = write_message_stream(&path, megabytes * 1_000_000);
             let config = self.config(
                 &format!("slow-{megabytes}"),
                 &exe,
@@ -523,6 +524,35 @@ impl Bench {
             format!("RSS {:.1} → {:.1} MiB", small / 1024.0, large / 1024.0),
         )
     }
+}
+
+/// A codex stream of about `target` bytes of 1 KB agent messages: its
+/// events are as large as the stream itself.
+fn write_message_stream(path: &Path, target: u64) -> u64 {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut written = 0u64;
+    let mut put = |line: &str, written: &mut u64| {
+        file.write_all(line.as_bytes()).unwrap();
+        file.write_all(b"\n").unwrap();
+        *written += line.len() as u64 + 1;
+    };
+    put(
+        r#"{"type":"thread.started","thread_id":"01a20bef-77e0-7061-a52a-e86d8a4aaf20"}"#,
+        &mut written,
+    );
+    let text = "words of an answer ".repeat(1000 / 19);
+    let message = format!(
+        r#"{{"type":"item.completed","item":{{"id":"m","type":"agent_message","text":"{text}"}}}}"#
+    );
+    while written < target {
+        put(&message, &mut written);
+    }
+    put(
+        r#"{"type":"turn.completed","usage":{"input_tokens":1,"cached_input_tokens":0,"output_tokens":1,"reasoning_output_tokens":0}}"#,
+        &mut written,
+    );
+    file.flush().unwrap();
+    written
 }
 
 /// The peak RSS (VmHWM, KiB) of `pid` itself, sampled until it exits.
