@@ -433,6 +433,7 @@ fn usage_text(usage: &Usage) -> String {
 mod tests {
     use super::*;
     use crate::event::{ErrorCode, TurnError};
+    use std::io::Read;
 
     #[test]
     fn jsonl_is_one_object_per_line_and_core_filters() {
@@ -453,6 +454,64 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0], r#"{"type":"text_delta","text":"a\nb"}"#);
         assert!(lines[1].starts_with(r#"{"type":"error","code":"timeout""#));
+    }
+
+    /// A pipe (blocking, as a host would hand it) filled to the brim.
+    fn full_pipe() -> (std::fs::File, RawFd) {
+        use std::os::fd::FromRawFd;
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two descriptors; we own them from here on.
+        unsafe {
+            assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
+            let flags = libc::fcntl(fds[1], libc::F_GETFL);
+            libc::fcntl(fds[1], libc::F_SETFL, flags | libc::O_NONBLOCK);
+            while libc::write(fds[1], b"#".as_ptr().cast(), 1) == 1 {}
+            libc::fcntl(fds[1], libc::F_SETFL, flags);
+            (std::fs::File::from_raw_fd(fds[0]), fds[1])
+        }
+    }
+
+    #[test]
+    fn a_full_pipe_is_waited_on_and_a_stop_before_the_line_writes_nothing() {
+        let (mut read_end, write_fd) = full_pipe();
+        let mut pipe = HostPipe::new(write_fd);
+        // The host's own descriptor keeps blocking; ours does not.
+        // SAFETY: fcntl on a descriptor we own.
+        let flags = unsafe { libc::fcntl(write_fd, libc::F_GETFL) };
+        assert_eq!(flags & libc::O_NONBLOCK, 0);
+        pipe.set_limits(WriteLimits::stoppable(Some(
+            Instant::now() + Duration::from_millis(100),
+        )));
+        let error = pipe.write_all(b"{\"type\":\"late\"}\n").unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::Interrupted);
+        // The host reads: the next line is waited on, then written whole.
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            read_end.read_to_end(&mut all).unwrap();
+            all
+        });
+        pipe.set_limits(WriteLimits::grace_from(Instant::now()));
+        pipe.write_all(b"{\"type\":\"next\"}\n").unwrap();
+        drop(pipe);
+        // SAFETY: closing the write end we own: the reader sees EOF.
+        unsafe { libc::close(write_fd) };
+        let all = reader.join().unwrap();
+        let text = String::from_utf8_lossy(&all);
+        assert!(
+            text.trim_start_matches('#') == "{\"type\":\"next\"}\n",
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_closed_pipe_is_the_host_gone() {
+        let (read_end, write_fd) = full_pipe();
+        drop(read_end);
+        let mut pipe = HostPipe::new(write_fd);
+        let error = pipe.write_all(b"x\n").unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+        // SAFETY: closing the write end we own.
+        unsafe { libc::close(write_fd) };
     }
 
     #[test]

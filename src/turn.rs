@@ -405,6 +405,7 @@ fn execute(prepared: Prepared, lock: TurnLock, output: &mut Output<HostPipe>) ->
         workspace: &prepared.workspace,
         lock: Some(lock),
         pending: VecDeque::new(),
+        graced: false,
     };
     let start = start_from(&prepared.stored, &prepared.workspace);
     let resumed_thread = start.resume.clone().unwrap_or_default();
@@ -532,7 +533,7 @@ fn run_codex(
         LoopEnd::Stop(error, stopped_at) => {
             // The host gets a bounded time for the rest, counted from the
             // stop, so a host that does not read cannot keep us here.
-            give_host_grace(host.output, stopped_at);
+            host.grace(stopped_at);
             let status = process.stop();
             log::debug!("codex stopped: {status:?}");
             StreamEnd::Stopped(error.with_detail(process.stderr_facts().tail_text()))
@@ -814,6 +815,8 @@ struct Host<'a> {
     /// Events not written yet, and whether the session was already saved
     /// for each.
     pending: VecDeque<(Event, bool)>,
+    /// The turn is being stopped: the host has its bounded time already.
+    graced: bool,
 }
 
 impl Host<'_> {
@@ -864,17 +867,25 @@ impl Host<'_> {
         translator: &Translator,
     ) -> Result<(), Undelivered> {
         match self.deliver(events, translator) {
-            Err(Undelivered::Stopped) => {
-                give_host_grace(self.output, Instant::now());
+            Err(Undelivered::Stopped) if !self.graced => {
+                self.grace(Instant::now());
                 self.deliver(events, translator)
             }
             other => other,
         }
     }
 
+    /// From `from` on, writes only wait a bounded time for the host, once.
+    fn grace(&mut self, from: Instant) {
+        if !self.graced {
+            self.graced = true;
+            give_host_grace(self.output, from);
+        }
+    }
+
     /// A lone terminal event: codex never ran.
     fn finish_with(&mut self, error: TurnError) -> ExitCode {
-        give_host_grace(self.output, Instant::now());
+        self.grace(Instant::now());
         finish_with(self.output, Event::Error(error))
     }
 
