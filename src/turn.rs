@@ -917,3 +917,43 @@ fn session_write_failed(workspace: &Path, error: &io::Error) -> Event {
     log::warning!("{message}");
     Event::notice(NoticeLevel::Warning, message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binary() -> CodexBinary {
+        CodexBinary {
+            path: PathBuf::from("/opt/codex"),
+            launcher: None,
+            launcher_env: Vec::new(),
+        }
+    }
+
+    /// Finding 13 of issue 10: out of processes is worth a retry, a missing
+    /// program is not; neither is a panic.
+    #[test]
+    fn a_codex_or_thread_that_cannot_start_is_classified() {
+        let limit = || io::Error::from_raw_os_error(libc::EAGAIN);
+        for error in [SpawnError::Thread(limit()), SpawnError::Exec(limit())] {
+            let error = spawn_failed(&binary(), error);
+            assert_eq!(error.code, ErrorCode::CodexCrashed);
+            assert!(error.retryable);
+        }
+        let missing = io::Error::from_raw_os_error(libc::ENOENT);
+        let error = spawn_failed(&binary(), SpawnError::Exec(missing));
+        assert_eq!(error.code, ErrorCode::CodexNotFound);
+        assert!(!error.retryable);
+    }
+
+    #[test]
+    fn an_absurd_timeout_makes_a_far_deadline_not_a_panic() {
+        let now = Instant::now();
+        let deadline = deadline_after(now, Duration::from_secs(u64::MAX));
+        assert_eq!(deadline, now + MAX_TIMEOUT);
+        assert_eq!(
+            deadline_after(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+    }
+}
