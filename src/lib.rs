@@ -15,6 +15,7 @@
 pub mod child;
 pub mod cli;
 pub mod config;
+pub mod conversation;
 pub mod doctor;
 pub mod event;
 pub mod exec;
