@@ -91,10 +91,12 @@ pub fn deadline_after(started: Instant, timeout: Duration) -> Instant {
     if timeout > MAX_TIMEOUT {
         log::debug!("timeout {timeout:?} capped to {MAX_TIMEOUT:?}");
     }
-    let timeout = timeout.min(MAX_TIMEOUT);
+    // A year always fits in an `Instant` on Linux; were it not so, a day.
+    let day = Duration::from_secs(24 * 3600);
     started
-        .checked_add(timeout)
-        .unwrap_or_else(|| started + Duration::from_secs(24 * 3600))
+        .checked_add(timeout.min(MAX_TIMEOUT))
+        .or_else(|| started.checked_add(day))
+        .unwrap_or(started)
 }
 
 /// Every check before codex starts, in the order a person would fix them;

@@ -109,7 +109,9 @@ pub(crate) fn survivors(dir: Option<&Path>, marker: Option<&str>) -> Vec<String>
 fn a_silent_provider_ends_in_timeout() {
     let world = World::new("timeout");
     let started = Instant::now();
-    let run = world.turn_with(&["--timeout", "2"], "mock:hang", None);
+    // Long enough for codex to name its thread on a loaded machine (the
+    // deadline counts from the start of `turn`).
+    let run = world.turn_with(&["--timeout", "5"], "mock:hang", None);
     assert_eq!(run.error_code(), "timeout", "{}", run.stdout);
     assert_eq!(run.terminal()["retryable"], true);
     assert!(
