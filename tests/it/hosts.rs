@@ -426,7 +426,7 @@ fn a_held_codex_error_reaches_the_host() {
         "held-timeout",
         &format!("echo '{THREAD}'; echo '{error}'; sleep 60"),
     );
-    let run = world.turn_with(&["--timeout", "2"], "hi", None);
+    let run = world.turn_with(&["--timeout", "4"], "hi", None);
     assert_eq!(run.error_code(), "timeout");
     assert_held_notice(&run);
 
