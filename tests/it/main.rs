@@ -10,4 +10,5 @@ mod golden;
 mod hosts;
 mod operator;
 mod record;
+mod security;
 mod support;
