@@ -3,6 +3,8 @@
 
 #[path = "../support/mock_responses.rs"]
 mod mock_responses;
+#[path = "../support/rss.rs"]
+mod rss;
 
 mod e2e;
 mod faults;
