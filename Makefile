@@ -23,7 +23,7 @@ run: codex
 test: codex check
 	cargo build --quiet --examples
 	cargo test --all-targets
-	PLEXUM_TEST_CODEX=$(call codex_bin,$(CODEX_OLDEST)) cargo test --test it -- e2e:: faults:: operator:: security:: conversations::
+	PLEXUM_TEST_CODEX=$(call codex_bin,$(CODEX_OLDEST)) cargo test --test it -- e2e:: faults:: operator:: security:: hosts:: conversations::
 
 # The real-codex suites against each of VERSIONS, as a table.
 VERSIONS ?= $(CODEX_OLDEST) 0.145.0 0.150.0 0.160.0 $(CODEX_VERSION)

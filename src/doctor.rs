@@ -139,17 +139,19 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
         }
     };
 
-    let binary = match locate::locate(&config.binary, std::env::var_os("PATH"), home.as_deref()) {
+    let path = locate::codex_path(&config.env, std::env::var_os("PATH"));
+    let binary = match locate::locate(&config.binary, path, home.as_deref()) {
         Ok(binary) => {
             checks.push(Check::ok("binary", describe_binary(&binary)));
             Some(binary)
         }
         Err(error) => {
-            checks.push(Check::problem(
-                "binary",
-                error.message,
-                "install codex (`npm install -g @openai/codex`) or set `binary` in the config to its absolute path",
-            ));
+            // The message ends with the fix; the fix line says it once.
+            let detail = error
+                .message
+                .strip_suffix(locate::INSTALL_FIX)
+                .map_or(error.message.as_str(), |rest| rest.trim_end_matches("; "));
+            checks.push(Check::problem("binary", detail, locate::INSTALL_FIX));
             None
         }
     };
@@ -157,7 +159,10 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
         checks.push(version_check(binary, &config));
         checks.push(auth_check(binary, &config));
     }
-    checks.push(systemd_check(&config, home.as_deref(), binary.as_ref()));
+    // Without any codex, the binary check already says what to do.
+    if binary.is_some() {
+        checks.push(systemd_check(&config, home.as_deref(), binary.as_ref()));
+    }
     if let Some(workspace) = &args.workspace {
         checks.push(workspace_check(workspace));
         if workspace.is_dir() {

@@ -10,12 +10,14 @@ use crate::cli::{ReplayArgs, ReplayInput};
 use crate::event::{ErrorCode, Event, TurnError};
 use crate::exec::translate::{StreamEnd, Translator, TurnContext, DEFAULT_OUTPUT_LIMIT};
 use crate::line_reader::{LineRead, LineReader};
-use crate::output::{exit_code, finish_with, Output};
+use crate::output::{exit_code, finish_with, Output, WriteLimits};
 use crate::signals;
 
 pub fn run(args: ReplayArgs) -> ExitCode {
     signals::install(false);
     let mut output = Output::stdout(args.output);
+    // A signal also ends a wait for a host that does not read.
+    output.writer_mut().set_limits(WriteLimits::stoppable(None));
     let input: Box<dyn BufRead> = match &args.input {
         Some(ReplayInput::File(path)) => match File::open(path) {
             Ok(file) => Box::new(BufReader::with_capacity(256 * 1024, file)),
@@ -41,12 +43,26 @@ pub fn run(args: ReplayArgs) -> ExitCode {
     let model = args.model.unwrap_or_else(|| String::from("codex"));
     match translate_stream(input, model, &mut output) {
         Ok(completed) => exit_code(completed),
+        // Stopped before a line was begun: the host gets a bounded time
+        // for the terminal event.
+        Err(error) if error.kind() == io::ErrorKind::Interrupted => {
+            let now = std::time::Instant::now();
+            output.writer_mut().set_limits(WriteLimits::grace_from(now));
+            let signal = signals::received().unwrap_or(0);
+            let error = signals::cancelled(signal, "the replay was stopped");
+            finish_with(&mut output, Event::Error(error))
+        }
         Err(_) => exit_code(false),
     }
 }
 
 /// Translates a whole stream into `output`; `Ok(true)` after `message_end`.
 /// An `Err` means `output` itself failed (the host went away).
+///
+/// A stream of several turns (a `--record` file appended to turn after
+/// turn) is one run: every turn's events in order, one `message_start`, and
+/// one terminal event at the end, the last turn's. Each turn's terminal
+/// event is held back until the stream shows whether another turn follows.
 pub fn translate_stream<W: io::Write>(
     input: impl BufRead,
     model: String,
@@ -62,12 +78,17 @@ pub fn translate_stream<W: io::Write>(
     let mut lines = LineReader::new(input, None);
     let mut line = Vec::new();
     let mut events = Vec::new();
+    let mut held_terminal: Option<Event> = None;
     let end = loop {
         if let Some(signal) = signals::received() {
             break StreamEnd::Stopped(signals::cancelled(signal, "the replay was stopped"));
         }
         match lines.next_line(&mut line) {
             Ok(LineRead::Line) => {
+                if translator.is_ended() && !translator.begins_next_turn(&line) {
+                    continue; // after the end, only a new turn counts
+                }
+                held_terminal = None;
                 translator.line(&line, &mut events);
             }
             Ok(LineRead::Oversized(length)) => translator.oversized_line(length, &mut events),
@@ -79,16 +100,22 @@ pub fn translate_stream<W: io::Write>(
                 break StreamEnd::Stopped(TurnError::new(ErrorCode::Protocol, message));
             }
         }
+        if translator.is_ended() && held_terminal.is_none() {
+            held_terminal = events.pop();
+        }
         for event in events.drain(..) {
             output.emit(&event)?;
         }
-        if translator.is_ended() {
-            return Ok(translator.succeeded());
-        }
     };
-    translator.finish(end, &mut events);
+    match (held_terminal, end) {
+        // Stopped after a turn had ended: the stop is the run's end.
+        (Some(_), StreamEnd::Stopped(error)) => events.push(Event::Error(error)),
+        (Some(terminal), _) => events.push(terminal),
+        (None, end) => translator.finish(end, &mut events),
+    }
+    let completed = matches!(events.last(), Some(Event::MessageEnd { .. }));
     for event in events.drain(..) {
         output.emit(&event)?;
     }
-    Ok(translator.succeeded())
+    Ok(completed)
 }

@@ -63,7 +63,7 @@ pub(crate) fn send_signal(child: &Child, signal: i32) {
 
 /// Live processes (not zombies) whose working directory is `dir` or whose
 /// command line holds `marker`.
-fn processes(dir: Option<&Path>, marker: Option<&str>) -> Vec<String> {
+pub(crate) fn processes(dir: Option<&Path>, marker: Option<&str>) -> Vec<String> {
     let dir = dir.map(|d| std::fs::canonicalize(d).unwrap());
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -94,7 +94,7 @@ fn processes(dir: Option<&Path>, marker: Option<&str>) -> Vec<String> {
 }
 
 /// Waits (generously) for processes to disappear; returns the survivors.
-fn survivors(dir: Option<&Path>, marker: Option<&str>) -> Vec<String> {
+pub(crate) fn survivors(dir: Option<&Path>, marker: Option<&str>) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left = processes(dir, marker);
@@ -109,7 +109,9 @@ fn survivors(dir: Option<&Path>, marker: Option<&str>) -> Vec<String> {
 fn a_silent_provider_ends_in_timeout() {
     let world = World::new("timeout");
     let started = Instant::now();
-    let run = world.turn_with(&["--timeout", "2"], "mock:hang", None);
+    // Long enough for codex to name its thread on a loaded machine (the
+    // deadline counts from the start of `turn`).
+    let run = world.turn_with(&["--timeout", "5"], "mock:hang", None);
     assert_eq!(run.error_code(), "timeout", "{}", run.stdout);
     assert_eq!(run.terminal()["retryable"], true);
     assert!(
@@ -523,7 +525,7 @@ fn a_missing_or_unusable_binary_says_what_was_tried() {
 }
 
 /// A fake codex: a shell script standing in for the binary.
-fn fake_codex(name: &str, script: &str) -> World {
+pub(crate) fn fake_codex(name: &str, script: &str) -> World {
     let dir = crate::support::scratch(&format!("fake-{name}"));
     let path: PathBuf = dir.join("fake-codex");
     std::fs::write(&path, format!("#!/bin/sh\ncat > /dev/null\n{script}\n")).unwrap();
@@ -532,9 +534,9 @@ fn fake_codex(name: &str, script: &str) -> World {
     World::with_config(name, |_| json!({ "binary": path }))
 }
 
-const THREAD: &str =
+pub(crate) const THREAD: &str =
     r#"{"type":"thread.started","thread_id":"01a20bef-77e0-7061-a52a-e86d8a4aaf20"}"#;
-const DONE: &str = r#"{"type":"turn.completed","usage":{"input_tokens":1,"cached_input_tokens":0,"output_tokens":1,"reasoning_output_tokens":0}}"#;
+pub(crate) const DONE: &str = r#"{"type":"turn.completed","usage":{"input_tokens":1,"cached_input_tokens":0,"output_tokens":1,"reasoning_output_tokens":0}}"#;
 
 #[test]
 fn broken_codex_output_ends_with_the_right_code() {

@@ -3,11 +3,14 @@
 
 #[path = "../support/mock_responses.rs"]
 mod mock_responses;
+#[path = "../support/rss.rs"]
+mod rss;
 
 mod conversations;
 mod e2e;
 mod faults;
 mod golden;
+mod hosts;
 mod operator;
 mod record;
 mod security;

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::mock_responses::MockServer;
+pub use crate::rss::peak_rss_sampler;
 
 pub const ADAPTER: &str = env!("CARGO_BIN_EXE_plexum-openai-provider");
 
@@ -459,32 +460,4 @@ pub fn run_measuring_memory(command: &mut Command, kill_above_kib: u64) -> (Run,
     });
     assert!(peak_kib > 0, "the sampler saw the adapter");
     (run, peak_kib)
-}
-
-/// Samples a process's own peak RSS (VmHWM, KiB) until it is gone. Not
-/// wait4's ru_maxrss: that counts the forked copy of this big test
-/// process before exec.
-fn peak_rss_sampler(pid: u32, kill_above_kib: u64) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
-        let mut peak = 0;
-        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            let hwm = status.lines().find_map(|line| line.strip_prefix("VmHWM:"));
-            let Some(hwm) = hwm else { break }; // a zombie has no memory left
-            let kib: u64 = hwm
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .unwrap_or(0);
-            peak = peak.max(kib);
-            if kib > kill_above_kib {
-                // SAFETY: plain syscall on the test's own unreaped child.
-                unsafe {
-                    libc::kill(pid as i32, libc::SIGKILL);
-                }
-            }
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        peak
-    })
 }
