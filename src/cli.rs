@@ -517,9 +517,16 @@ mod tests {
         let error = parse_words(&["turn", "--conversation=", "--", "hi"]).unwrap_err();
         assert!(error.message.contains("empty"), "{}", error.message);
         // A key may look like an option: it is the value of the flag.
-        let Command::Turn(args) =
-            parse_words(&["turn", "--conversation", "--help", "--", "hi"]).unwrap()
-        else {
+        let Command::Turn(args) = parse_words(&[
+            "turn",
+            "--workspace",
+            "w",
+            "--conversation",
+            "--help",
+            "--",
+            "hi",
+        ])
+        .unwrap() else {
             panic!()
         };
         assert_eq!(args.conversation.unwrap().as_str(), "--help");
