@@ -12,6 +12,7 @@
 //! `turn` touches all of them; `replay` feeds a recorded stream straight to
 //! `exec::translate`. Everything for people goes to stderr.
 
+pub mod app_server;
 pub mod child;
 pub mod cli;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod replay;
 pub mod session;
 mod session_command;
 mod signals;
+mod translate;
 pub mod turn;
 
 use std::process::ExitCode;

@@ -106,6 +106,13 @@ impl<W: Write> Output<W> {
                 self.buf.extend_from_slice(text.as_bytes());
                 self.at_line_start = text.ends_with('\n');
             }
+            Event::TextReset { text } => {
+                // A terminal cannot take text back: say so, then show the
+                // turn's text as it now stands.
+                self.dim_line("↺ codex restarted its reply; it now reads:");
+                self.buf.extend_from_slice(text.as_bytes());
+                self.at_line_start = text.is_empty() || text.ends_with('\n');
+            }
             Event::Reasoning { text } => self.dim_line(&format!("thinking: {}", one_line(text))),
             Event::ToolCall { name, input, .. } => {
                 let shown = match input.get("command").and_then(|c| c.as_str()) {

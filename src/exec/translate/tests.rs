@@ -43,6 +43,7 @@ fn types(events: &[Event]) -> Vec<&'static str> {
         .map(|event| match event {
             Event::MessageStart { .. } => "message_start",
             Event::TextDelta { .. } => "text_delta",
+            Event::TextReset { .. } => "text_reset",
             Event::Reasoning { .. } => "reasoning",
             Event::ToolCall { .. } => "tool_call",
             Event::ToolResult { .. } => "tool_result",
