@@ -9,7 +9,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -73,7 +73,22 @@ pub struct CodexProcess {
 }
 
 impl CodexProcess {
+    /// Starts codex with `request.message` written to its stdin, which is
+    /// then closed (exec: codex must never wait for input).
     pub fn spawn(request: SpawnRequest) -> io::Result<CodexProcess> {
+        let (process, _) = CodexProcess::start(request, false)?;
+        Ok(process)
+    }
+
+    /// Starts codex and hands its stdin to the caller, who writes it from
+    /// the thread that owns the turn (app-server's JSON-RPC requests);
+    /// `request.message` is not written.
+    pub fn spawn_keeping_stdin(request: SpawnRequest) -> io::Result<(CodexProcess, ChildStdin)> {
+        let (process, stdin) = CodexProcess::start(request, true)?;
+        Ok((process, stdin.expect("stdin is kept")))
+    }
+
+    fn start(request: SpawnRequest, keep_stdin: bool) -> io::Result<(CodexProcess, Option<ChildStdin>)> {
         let mut command = Command::new(request.program);
         command
             .args(&request.args)
@@ -102,8 +117,13 @@ impl CodexProcess {
         let mut threads = Vec::new();
 
         let stdin = child.stdin.take().expect("stdin is piped");
-        let message = request.message;
-        threads.push(std::thread::spawn(move || write_stdin(stdin, message)));
+        let kept = if keep_stdin {
+            Some(stdin)
+        } else {
+            let message = request.message;
+            threads.push(std::thread::spawn(move || write_stdin(stdin, message)));
+            None
+        };
 
         let stderr_facts = Arc::new(Mutex::new(StderrFacts::default()));
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -122,14 +142,15 @@ impl CodexProcess {
             read_stdout(stdout, record, &sender)
         }));
 
-        Ok(CodexProcess {
+        let process = CodexProcess {
             child,
             pidfd,
             status: None,
             lines,
             stderr_facts,
             threads,
-        })
+        };
+        Ok((process, kept))
     }
 
     pub fn stderr_facts(&self) -> StderrFacts {

@@ -28,6 +28,7 @@ pub mod session;
 mod session_command;
 mod signals;
 mod translate;
+pub mod transport;
 pub mod turn;
 
 use std::process::ExitCode;

@@ -8,10 +8,11 @@ use std::process::ExitCode;
 
 use crate::cli::{ReplayArgs, ReplayInput};
 use crate::event::{ErrorCode, Event, TurnError};
-use crate::exec::translate::{StreamEnd, Translator, TurnContext, DEFAULT_OUTPUT_LIMIT};
+use crate::exec::translate::{StreamEnd, TurnContext, DEFAULT_OUTPUT_LIMIT};
 use crate::line_reader::{LineRead, LineReader};
 use crate::output::{exit_code, finish_with, Output};
 use crate::signals;
+use crate::transport::Recording;
 
 pub fn run(args: ReplayArgs) -> ExitCode {
     signals::install(false);
@@ -39,30 +40,63 @@ pub fn run(args: ReplayArgs) -> ExitCode {
         }
     };
     let model = args.model.unwrap_or_else(|| String::from("codex"));
-    match translate_stream(input, model, &mut output) {
+    let stream_text = !args.output.core_events_only;
+    match translate_stream(input, model, stream_text, &mut output) {
         Ok(completed) => exit_code(completed),
         Err(_) => exit_code(false),
     }
 }
 
 /// Translates a whole stream into `output`; `Ok(true)` after `message_end`.
-/// An `Err` means `output` itself failed (the host went away).
+/// An `Err` means `output` itself failed (the host went away). Which
+/// transport recorded the stream is told by its first line;
+/// `stream_text` is false for `--events core` (app-server recordings then
+/// give each message once it is complete).
 pub fn translate_stream<W: io::Write>(
     input: impl BufRead,
     model: String,
+    stream_text: bool,
     output: &mut Output<W>,
 ) -> io::Result<bool> {
-    let mut translator = Translator::new(TurnContext {
+    let context = TurnContext {
         model,
         resumed_thread: None,
         previous_totals: None,
         notices: Vec::new(),
         output_limit: DEFAULT_OUTPUT_LIMIT,
-    });
+    };
     let mut lines = LineReader::new(input, None);
     let mut line = Vec::new();
+    // The first line tells which transport recorded the stream.
+    let first = loop {
+        match lines.next_line(&mut line) {
+            Ok(LineRead::Line) => break Ok(true),
+            Ok(LineRead::Oversized(length)) => break Err(length),
+            Ok(LineRead::End) => break Ok(false),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {
+                if signals::received().is_some() {
+                    break Ok(false);
+                }
+            }
+            Err(_) => break Ok(false),
+        }
+    };
+    let mut translator = Recording::for_first_line(&line, context, stream_text);
     let mut events = Vec::new();
+    match first {
+        Ok(true) => {
+            translator.line(&line, &mut events);
+        }
+        Ok(false) => {}
+        Err(length) => translator.oversized_line(length, &mut events),
+    }
     let end = loop {
+        for event in events.drain(..) {
+            output.emit(&event)?;
+        }
+        if translator.is_ended() {
+            return Ok(translator.succeeded());
+        }
         if let Some(signal) = signals::received() {
             break StreamEnd::Stopped(signals::cancelled(signal, "the replay was stopped"));
         }
@@ -78,12 +112,6 @@ pub fn translate_stream<W: io::Write>(
                 let message = format!("reading the recorded stream failed: {error}");
                 break StreamEnd::Stopped(TurnError::new(ErrorCode::Protocol, message));
             }
-        }
-        for event in events.drain(..) {
-            output.emit(&event)?;
-        }
-        if translator.is_ended() {
-            return Ok(translator.succeeded());
         }
     };
     translator.finish(end, &mut events);

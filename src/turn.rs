@@ -10,17 +10,17 @@ use std::process::ExitCode;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use crate::child::{self, CodexProcess, SpawnRequest, StdoutMessage};
+use crate::child::{self, CodexProcess, StdoutMessage};
 use crate::cli::{MessageArg, TurnArgs};
 use crate::config::{Config, ModelChoice, CONFIG_ENV};
 use crate::event::{ErrorCode, Event, NoticeLevel, TurnError, Usage};
-use crate::exec::argv::{self, ExecRequest};
-use crate::exec::translate::{StreamEnd, Translator, TurnContext, DEFAULT_OUTPUT_LIMIT};
+use crate::exec::translate::{StreamEnd, TurnContext, DEFAULT_OUTPUT_LIMIT};
 use crate::locate::{self, CodexBinary};
 use crate::log;
 use crate::output::{exit_code, finish_with, Output};
 use crate::session::{self, Stored, TurnLock};
 use crate::signals;
+use crate::transport::{self, Conversation, Launch};
 
 /// Codex refuses prompts over this many characters (Unicode scalars).
 pub const MAX_MESSAGE_CHARS: usize = 1_048_576;
@@ -42,6 +42,8 @@ struct Prepared {
     images: Vec<PathBuf>,
     record: Option<std::fs::File>,
     timeout: Duration,
+    /// `--events all`: text as codex streams it (app-server).
+    stream_text: bool,
     stored: Stored,
     _lock: TurnLock,
 }
@@ -65,6 +67,7 @@ pub fn run(args: TurnArgs) -> ExitCode {
 }
 
 fn prepare(args: TurnArgs) -> Result<Prepared, TurnError> {
+    let stream_text = !args.output.core_events_only;
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let env_config = std::env::var_os(CONFIG_ENV)
         .filter(|v| !v.is_empty())
@@ -141,6 +144,7 @@ fn prepare(args: TurnArgs) -> Result<Prepared, TurnError> {
         images,
         record,
         timeout,
+        stream_text,
         stored,
         _lock: lock,
     })
@@ -289,8 +293,19 @@ fn execute(prepared: Prepared, output: &mut Output<io::Stdout>) -> ExitCode {
     let deadline = Instant::now() + prepared.timeout;
     let start = start_from(&prepared.stored, &prepared.workspace);
     let resumed_thread = start.resume.clone().unwrap_or_default();
-    if let Some(code) = run_codex(&prepared, start, deadline, output) {
-        return code;
+    let mut start = start;
+    // Several app-servers started at once on a fresh CODEX_HOME race on
+    // codex's database; all but one exit before answering, and a second
+    // start works.
+    for attempt in 1.. {
+        match run_codex(&prepared, start, deadline, attempt < 3, output) {
+            Ended::Turn(code) => return code,
+            Ended::NeverAnswered(again) => {
+                log::info!("codex exited before answering; starting it once more");
+                start = again;
+            }
+            Ended::UnknownThread => break,
+        }
     }
     // Only a resume gets here: codex no longer knows the thread. Start
     // afresh in this run so the user's message is not lost.
@@ -303,26 +318,38 @@ fn execute(prepared: Prepared, output: &mut Output<io::Stdout>) -> ExitCode {
         previous_totals: Some(Usage::default()),
         notices: vec![Event::notice(NoticeLevel::Warning, message)],
     };
-    run_codex(&prepared, fresh, deadline, output).unwrap_or(ExitCode::FAILURE)
+    run_codex(&prepared, fresh, deadline, false, output).exit_code()
 }
 
-/// Runs codex once from `start` and ends the turn; `None` when codex said
-/// the thread to resume is unknown before naming any thread (nothing was
-/// printed then, so the caller can start a new thread in the same run).
+/// How one run of codex ended.
+enum Ended {
+    /// The turn is over (its terminal event written, or the host gone).
+    Turn(ExitCode),
+    /// Codex said the thread to resume is unknown before naming any
+    /// thread; nothing was printed, so a new thread can start in this run.
+    UnknownThread,
+    /// Codex exited before it could be spoken to; nothing was printed.
+    NeverAnswered(Start),
+}
+
+impl Ended {
+    fn exit_code(self) -> ExitCode {
+        match self {
+            Ended::Turn(code) => code,
+            _ => ExitCode::FAILURE,
+        }
+    }
+}
+
+/// Runs codex once from `start` and, unless nothing could be printed
+/// yet (see [`Ended`]), ends the turn.
 fn run_codex(
     prepared: &Prepared,
     start: Start,
     deadline: Instant,
+    may_start_again: bool,
     output: &mut Output<io::Stdout>,
-) -> Option<ExitCode> {
-    let request = ExecRequest {
-        sandbox: Some(prepared.config.sandbox),
-        codex_model: prepared.model.codex_model.as_deref(),
-        images: &prepared.images,
-        extra_args: &prepared.config.extra_args,
-        resume_thread: start.resume.as_deref(),
-    };
-    let args = argv::exec_args(&request);
+) -> Ended {
     let mut env = prepared.binary.launcher_env.clone();
     env.extend(
         prepared
@@ -331,12 +358,6 @@ fn run_codex(
             .iter()
             .map(|(k, v)| (k.clone(), OsString::from(v))),
     );
-    log::debug!(
-        "running {} {:?} in {}",
-        prepared.binary.path.display(),
-        args,
-        prepared.workspace.display()
-    );
     let record = match prepared.record.as_ref().map(std::fs::File::try_clone) {
         Some(Ok(file)) => Some(file),
         Some(Err(error)) => {
@@ -344,22 +365,53 @@ fn run_codex(
                 ErrorCode::Internal,
                 format!("cannot reuse the --record file: {error}"),
             );
-            return Some(finish_with(output, Event::Error(error)));
+            return Ended::Turn(finish_with(output, Event::Error(error)));
         }
         None => None,
     };
+    let resuming = start.resume.is_some();
+    let retry_start = Start {
+        resume: start.resume.clone(),
+        previous_totals: start.previous_totals,
+        notices: start.notices.clone(),
+    };
     let spawn_started = Instant::now();
-    let spawned = CodexProcess::spawn(SpawnRequest {
-        program: &prepared.binary.path,
-        args,
-        workspace: &prepared.workspace,
-        env,
-        message: prepared.message.clone(),
-        record,
-        echo_stderr: log::enabled(log::Level::Debug),
-    });
-    let mut process = match spawned {
-        Ok(process) => process,
+    let give_up = || stop_reason(deadline).is_some();
+    let spawned = transport::spawn(
+        Launch {
+            transport: prepared.config.transport,
+            program: &prepared.binary.path,
+            env,
+            workspace: &prepared.workspace,
+            message: &prepared.message,
+            images: &prepared.images,
+            sandbox: prepared.config.sandbox,
+            codex_model: prepared.model.codex_model.as_deref(),
+            extra_args: &prepared.config.extra_args,
+            resume: retry_start.resume.as_deref(),
+            record,
+            echo_stderr: log::enabled(log::Level::Debug),
+            context: TurnContext {
+                model: prepared.model.plexum_id.clone(),
+                resumed_thread: start.resume,
+                previous_totals: start.previous_totals,
+                notices: start.notices,
+                output_limit: DEFAULT_OUTPUT_LIMIT,
+            },
+            stream_text: prepared.stream_text,
+        },
+        &give_up,
+    );
+    let (mut process, mut translator) = match spawned {
+        Ok((process, translator, args)) => {
+            log::debug!(
+                "running {} {:?} in {}",
+                prepared.binary.path.display(),
+                args,
+                prepared.workspace.display()
+            );
+            (process, translator)
+        }
         Err(error) => {
             let error = TurnError::new(
                 ErrorCode::CodexNotFound,
@@ -368,18 +420,10 @@ fn run_codex(
                     prepared.binary.path.display()
                 ),
             );
-            return Some(finish_with(output, Event::Error(error)));
+            return Ended::Turn(finish_with(output, Event::Error(error)));
         }
     };
     log::debug!("codex started in {:?}", spawn_started.elapsed());
-    let resuming = start.resume.is_some();
-    let mut translator = Translator::new(TurnContext {
-        model: prepared.model.plexum_id.clone(),
-        resumed_thread: start.resume,
-        previous_totals: start.previous_totals,
-        notices: start.notices,
-        output_limit: DEFAULT_OUTPUT_LIMIT,
-    });
     let mut events = Vec::new();
     let mut loop_end = pump(
         spawn_started,
@@ -399,20 +443,23 @@ fn run_codex(
     }
     let stream_end = match loop_end {
         LoopEnd::HostGone => {
+            translator.interrupt(&process);
             process.finish();
             log::info!("the host closed our stdout; codex was stopped");
-            return Some(ExitCode::FAILURE);
+            return Ended::Turn(ExitCode::FAILURE);
         }
         LoopEnd::Terminal => {
+            translator.close();
             if !process.wait_for(EXIT_GRACE) {
                 log::warning!(
                     "codex did not exit within {EXIT_GRACE:?} of finishing its turn; stopping it"
                 );
             }
             process.finish();
-            return Some(exit_code(translator.succeeded()));
+            return Ended::Turn(exit_code(translator.succeeded()));
         }
         LoopEnd::Stop(error) => {
+            translator.interrupt(&process);
             let status = process.stop();
             log::debug!("codex stopped: {status:?}");
             StreamEnd::Stopped(error.with_detail(process.stderr_facts().tail_text()))
@@ -422,7 +469,14 @@ fn run_codex(
             let facts = process.stderr_facts();
             if resuming && facts.unknown_thread && translator.session_id().is_none() {
                 process.finish();
-                return None;
+                return Ended::UnknownThread;
+            }
+            if may_start_again
+                && translator.never_answered()
+                && !matches!(status, Ok(ref s) if s.success())
+            {
+                process.finish();
+                return Ended::NeverAnswered(retry_start);
             }
             closed_stream_end(status, &facts)
         }
@@ -431,7 +485,7 @@ fn run_codex(
     // A host that went away gets no terminal event: it cannot read one.
     let delivered = deliver(&mut events, output, &prepared.workspace, &translator);
     process.finish();
-    Some(exit_code(delivered.is_ok() && translator.succeeded()))
+    Ended::Turn(exit_code(delivered.is_ok() && translator.succeeded()))
 }
 
 /// Why codex's stdout ended without a terminal event, from how it exited
@@ -465,12 +519,13 @@ fn closed_stream_end(
 fn pump(
     spawned: Instant,
     process: &mut CodexProcess,
-    translator: &mut Translator,
+    translator: &mut Conversation,
     events: &mut Vec<Event>,
     output: &mut Output<io::Stdout>,
     workspace: &Path,
     deadline: Instant,
 ) -> LoopEnd {
+    let give_up = || stop_reason(deadline).is_some();
     let mut first_line = true;
     loop {
         if let Some(stop) = stop_reason(deadline) {
@@ -494,7 +549,7 @@ fn pump(
                 if std::mem::take(&mut first_line) {
                     log::debug!("codex's first line after {:?}", spawned.elapsed());
                 }
-                let outcome = translator.line(&line, events);
+                let outcome = translator.line(&line, events, &give_up);
                 if log::enabled(log::Level::Debug) {
                     if let crate::exec::translate::LineOutcome::Ignored(kind) = &outcome {
                         log::debug!("codex event {kind} produced no output");
@@ -567,7 +622,7 @@ fn deliver(
     events: &mut Vec<Event>,
     output: &mut Output<io::Stdout>,
     workspace: &Path,
-    translator: &Translator,
+    translator: &Conversation,
 ) -> io::Result<()> {
     let mut pending_notice = None;
     for event in events.drain(..) {

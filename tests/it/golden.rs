@@ -39,7 +39,7 @@ pub fn replay(stream: &Path) -> String {
     let file = std::fs::File::open(stream).unwrap_or_else(|e| panic!("{}: {e}", stream.display()));
     let input = std::io::BufReader::new(file);
     let mut output = Output::new(Vec::new(), false, false, false);
-    translate_stream(input, String::from("codex"), &mut output).unwrap();
+    translate_stream(input, String::from("codex"), true, &mut output).unwrap();
     String::from_utf8(output.into_inner()).unwrap()
 }
 
