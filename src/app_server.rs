@@ -39,7 +39,12 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub fn new(plan: TurnPlan, context: TurnContext, stream_text: bool, stdin: ChildStdin) -> Driver {
+    pub fn new(
+        plan: TurnPlan,
+        context: TurnContext,
+        stream_text: bool,
+        stdin: ChildStdin,
+    ) -> Driver {
         Driver {
             conversation: Conversation::new(plan),
             translator: Translator::new(context, stream_text),
@@ -66,7 +71,12 @@ impl Driver {
 
     /// One line of codex's stdout: answered where codex waits for an
     /// answer, translated into events.
-    pub fn line(&mut self, line: &[u8], out: &mut Vec<Event>, give_up: &dyn Fn() -> bool) -> LineOutcome {
+    pub fn line(
+        &mut self,
+        line: &[u8],
+        out: &mut Vec<Event>,
+        give_up: &dyn Fn() -> bool,
+    ) -> LineOutcome {
         let message = match Message::parse(crate::translate::trim_ascii_whitespace(line)) {
             Ok(message) => message,
             // Garbage, or an empty line: the translator says what it is.
@@ -105,7 +115,9 @@ impl Driver {
                 let wait = deadline.saturating_duration_since(Instant::now());
                 match process.lines.recv_timeout(wait) {
                     Ok(StdoutMessage::Line(line)) => {
-                        if let Ok(message) = Message::parse(crate::translate::trim_ascii_whitespace(&line)) {
+                        if let Ok(message) =
+                            Message::parse(crate::translate::trim_ascii_whitespace(&line))
+                        {
                             for reply in self.conversation.on_message(&message) {
                                 self.send(&reply, &give_up);
                             }

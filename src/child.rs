@@ -88,7 +88,10 @@ impl CodexProcess {
         Ok((process, stdin.expect("stdin is kept")))
     }
 
-    fn start(request: SpawnRequest, keep_stdin: bool) -> io::Result<(CodexProcess, Option<ChildStdin>)> {
+    fn start(
+        request: SpawnRequest,
+        keep_stdin: bool,
+    ) -> io::Result<(CodexProcess, Option<ChildStdin>)> {
         let mut command = Command::new(request.program);
         command
             .args(&request.args)

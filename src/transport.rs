@@ -41,7 +41,10 @@ pub enum Conversation {
 }
 
 /// Starts codex for `launch`; the argv (message elided) for the debug log.
-pub fn spawn(launch: Launch, give_up: &dyn Fn() -> bool) -> io::Result<(CodexProcess, Conversation, Vec<OsString>)> {
+pub fn spawn(
+    launch: Launch,
+    give_up: &dyn Fn() -> bool,
+) -> io::Result<(CodexProcess, Conversation, Vec<OsString>)> {
     let args = match launch.transport {
         Transport::Exec => argv::exec_args(&ExecRequest {
             sandbox: Some(launch.sandbox),
@@ -67,19 +70,25 @@ pub fn spawn(launch: Launch, give_up: &dyn Fn() -> bool) -> io::Result<(CodexPro
     match launch.transport {
         Transport::Exec => {
             let process = CodexProcess::spawn(request)?;
-            Ok((process, Conversation::Exec(Translator::new(launch.context)), args))
+            Ok((
+                process,
+                Conversation::Exec(Translator::new(launch.context)),
+                args,
+            ))
         }
         Transport::AppServer => {
             let (process, stdin) = CodexProcess::spawn_keeping_stdin(request)?;
             let plan = app_server::rpc::TurnPlan {
-                cwd: std::path::absolute(launch.workspace).unwrap_or_else(|_| launch.workspace.to_path_buf()),
+                cwd: std::path::absolute(launch.workspace)
+                    .unwrap_or_else(|_| launch.workspace.to_path_buf()),
                 sandbox: launch.sandbox,
                 codex_model: launch.codex_model.map(String::from),
                 resume: launch.resume.map(String::from),
                 message: launch.message.to_string(),
                 images: launch.images.to_vec(),
             };
-            let mut driver = app_server::Driver::new(plan, launch.context, launch.stream_text, stdin);
+            let mut driver =
+                app_server::Driver::new(plan, launch.context, launch.stream_text, stdin);
             driver.begin(give_up);
             Ok((process, Conversation::AppServer(Box::new(driver)), args))
         }
@@ -88,7 +97,12 @@ pub fn spawn(launch: Launch, give_up: &dyn Fn() -> bool) -> io::Result<(CodexPro
 
 impl Conversation {
     /// One line of codex's stdout.
-    pub fn line(&mut self, line: &[u8], out: &mut Vec<Event>, give_up: &dyn Fn() -> bool) -> LineOutcome {
+    pub fn line(
+        &mut self,
+        line: &[u8],
+        out: &mut Vec<Event>,
+        give_up: &dyn Fn() -> bool,
+    ) -> LineOutcome {
         match self {
             Conversation::Exec(translator) => translator.line(line, out),
             Conversation::AppServer(driver) => driver.line(line, out, give_up),
@@ -181,7 +195,8 @@ impl Recording {
     /// or a `method` and no `type`.
     pub fn for_first_line(first_line: &[u8], context: TurnContext, stream_text: bool) -> Recording {
         let value: serde_json::Value = serde_json::from_slice(first_line).unwrap_or_default();
-        let app_server = value.get("type").is_none() && (value.get("id").is_some() || value.get("method").is_some());
+        let app_server = value.get("type").is_none()
+            && (value.get("id").is_some() || value.get("method").is_some());
         if app_server {
             Recording::AppServer(app_server::translate::Translator::new(context, stream_text))
         } else {

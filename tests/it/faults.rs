@@ -204,7 +204,7 @@ fn a_killed_adapter_takes_codex_with_it_and_keeps_the_thread() {
         let in_workspace = processes(Some(&world.workspace), None);
         in_workspace
             .into_iter()
-            .filter(|p| p.contains("codex exec"))
+            .filter(|p| p.contains("codex exec") || p.contains("codex app-server"))
             .collect()
     };
     // A generous bound: the parent-death signal acts at once.
@@ -412,6 +412,22 @@ fn a_v01_session_file_is_resumed_with_unknown_totals() {
     .unwrap();
     let second = world.turn("second");
     assert_eq!(second.events[0]["resumed"], true);
+    if crate::support::app_server() {
+        // App-server reports each request: the turn's usage is exact
+        // without the earlier totals, and nothing needs saying.
+        let reported = world.mock.reported_usage();
+        assert_eq!(
+            second.terminal()["usage"]["input_tokens"],
+            reported.last().unwrap().input_tokens,
+            "{}",
+            second.stdout
+        );
+        assert_ne!(
+            second.terminal()["usage"],
+            second.terminal()["thread_usage"]
+        );
+        return;
+    }
     assert_eq!(second.types()[1], "notice");
     assert_eq!(
         second.terminal()["usage"],

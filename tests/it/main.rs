@@ -4,6 +4,7 @@
 #[path = "../support/mock_responses.rs"]
 mod mock_responses;
 
+mod app_server;
 mod e2e;
 mod faults;
 mod golden;

@@ -12,7 +12,8 @@
 //!   `mock:toolfail` a failing command; `mock:exec CMD` runs CMD (to the end
 //!   of the line);
 //! - `mock:e401`, `mock:e403`, `mock:e429`, `mock:e500` HTTP errors;
-//!   `mock:ctx` / `mock:failed` a `response.failed`;
+//!   `mock:ctx` / `mock:failed` a `response.failed`; `mock:failafter` one
+//!   command (its request's usage reported), then a `response.failed`;
 //! - `mock:slow` text deltas 200 ms apart; `mock:stream` a reply of 20
 //!   words streamed over about 2 s (the mock notes when it wrote each
 //!   delta: [`MockServer::delta_times`]); `mock:drop` streams part of a
@@ -295,7 +296,8 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
             }
             return Ok(());
         }
-        "ctx" | "failed" => {
+        "failafter" if tools_done == 0 => items.push(command_call("echo before-failure")),
+        "ctx" | "failed" | "failafter" => {
             let error = if scenario == "ctx" {
                 json!({"code": "context_length_exceeded", "message": "Your input exceeds the context window of this model."})
             } else {
@@ -415,8 +417,16 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
     for (index, item) in items.into_iter().enumerate() {
         if pacing != Pacing::AllAtOnce {
             if let Some(text) = item.pointer("/content/0/text").and_then(Value::as_str) {
+                // Codex streams a message's deltas only once the item was
+                // announced; without it, it waits for the whole item.
+                let mut added = item.clone();
+                added["content"] = json!([]);
+                events.push(json!({"type": "response.output_item.added", "output_index": index, "item": added}));
                 for word in text.split_inclusive(' ') {
-                    events.push(json!({"type": "response.output_text.delta", "output_index": index, "delta": word}));
+                    events.push(
+                        json!({"type": "response.output_text.delta", "output_index": index,
+                                       "item_id": item["id"], "delta": word}),
+                    );
                 }
             }
         }
