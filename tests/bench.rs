@@ -142,7 +142,7 @@ impl Bench {
             .join("plexum-openai-provider");
         let launcher = std::env::var_os("PLEXUM_TEST_CODEX")
             .map(PathBuf::from)
-            .unwrap_or_else(|| root.join(".codex/0.169.0/node_modules/.bin/codex"));
+            .unwrap_or_else(|| root.join(".codex/0.171.0/node_modules/.bin/codex"));
         let native = plexum_openai_provider::locate::native_for_launcher(&launcher)
             .expect("the pinned codex is installed (make bench installs it)")
             .path;

@@ -159,8 +159,22 @@ fn a_thread_moves_between_transports_both_ways() {
     let first = world.turn("Remember the word heliotrope.");
     first.assert_completed();
     use_transport(&world, "app-server");
-    let second = world.turn("Which word was it?");
+    let record = world.dir.join("resume.jsonl");
+    let second = world.turn_with(
+        &["--record", record.to_str().unwrap()],
+        "Which word was it?",
+        None,
+    );
     second.assert_completed();
+    // Before 0.169 codex refuses `excludeTurns` on the stable API: the
+    // adapter resumes again without it (request 6).
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    let resumed_again = recorded.lines().any(|l| l.starts_with(r#"{"id":6,"#));
+    assert_eq!(
+        resumed_again,
+        crate::support::codex_version() < (0, 169, 0),
+        "{recorded}"
+    );
     assert_eq!(second.events[0]["resumed"], true, "{}", second.stdout);
     assert_eq!(second.session_id(), first.session_id());
     use_transport(&world, "exec");

@@ -16,7 +16,7 @@ pub const ADAPTER: &str = env!("CARGO_BIN_EXE_plexum-openai-provider");
 
 /// The pinned codex launcher (`node_modules/.bin/codex`), installed by make.
 pub fn codex_launcher() -> PathBuf {
-    codex_from("PLEXUM_TEST_CODEX", "0.169.0")
+    codex_from("PLEXUM_TEST_CODEX", "0.171.0")
 }
 
 /// The oldest supported codex launcher.
