@@ -202,3 +202,32 @@ fn a_lost_command_completion_is_closed_on_0_135() {
     assert_eq!(result["exit_code"], Value::Null);
     assert_eq!(events.last().unwrap()["type"], "message_end");
 }
+
+/// The failure table on what codex app-server printed, oldest and pinned.
+#[test]
+fn recorded_app_server_failures_classify_on_both_versions() {
+    let cases: &[(&str, &str, bool)] = &[
+        ("e401", "auth", false),
+        ("e429", "rate_limited", true),
+        ("ctx", "context_window", false),
+        ("e500", "turn_failed", true),
+        ("failed", "turn_failed", true),
+    ];
+    for version in ["0.135.0", "0.171.0"] {
+        for (case, code, retryable) in cases {
+            let stream = fixtures().join(format!("app-server/{version}/{case}.codex.jsonl"));
+            let terminal = terminal(&stream);
+            assert_eq!(terminal["code"], *code, "{version} {case}: {terminal}");
+            assert_eq!(
+                terminal["retryable"], *retryable,
+                "{version} {case}: {terminal}"
+            );
+        }
+        // A dropped stream: the partial text is taken back, the reply whole.
+        let output = replay(&fixtures().join(format!("app-server/{version}/drop.codex.jsonl")));
+        assert!(
+            output.contains(r#""type":"text_reset""#),
+            "{version}: {output}"
+        );
+    }
+}
