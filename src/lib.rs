@@ -16,6 +16,7 @@ pub mod app_server;
 pub mod child;
 pub mod cli;
 pub mod config;
+pub mod conversation;
 pub mod doctor;
 pub mod event;
 pub mod exec;
