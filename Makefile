@@ -72,9 +72,11 @@ clean-codex:
 	rm -rf $(CODEX_ROOT)
 
 # Benchmarks against their budgets (release build; never timed asserts in tests).
+# BENCH="transports" (or overhead, throughput, latency, startup) runs some.
+BENCH ?=
 bench: codex
 	cargo build --release --quiet --bins --example bench
-	target/release/examples/bench
+	target/release/examples/bench $(BENCH)
 
 # Fuzz the translator (cargo-fuzz; stable toolchain via RUSTC_BOOTSTRAP).
 FUZZ_SECONDS ?= 60
