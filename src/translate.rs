@@ -190,16 +190,6 @@ impl TurnEvents {
         self.state = State::Ended;
     }
 
-    /// This turn's usage from the thread's new running totals.
-    pub fn usage_since_previous(&self, thread_usage: Usage) -> Usage {
-        match &self.previous_totals {
-            // A total below the previous one (two writers on codex 0.135)
-            // counts from zero; the new total becomes the baseline.
-            Some(previous) => thread_usage.since(previous).unwrap_or(thread_usage),
-            None => thread_usage,
-        }
-    }
-
     /// The turn completed: open tools closed, then `message_end`.
     pub fn complete(&mut self, usage: Usage, thread_usage: Usage, out: &mut Vec<Event>) {
         if self.state == State::Ended {
@@ -479,16 +469,6 @@ fn mcp_result_text(result: Value) -> String {
         Value::Null => String::new(),
         Value::String(text) => text,
         other => other.to_string(),
-    }
-}
-
-/// The separator before the `index`-th agent message of a turn (from 0):
-/// a blank line between messages, so the concatenation reads well.
-pub fn message_separator(index: usize) -> &'static str {
-    if index == 0 {
-        ""
-    } else {
-        "\n\n"
     }
 }
 

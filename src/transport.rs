@@ -36,7 +36,7 @@ pub struct Launch<'a> {
 /// Codex's side of one turn: the translator, and for app-server the
 /// JSON-RPC conversation that drives codex.
 pub enum Conversation {
-    Exec(Translator),
+    Exec(Box<Translator>),
     AppServer(Box<app_server::Driver>),
 }
 
@@ -72,7 +72,7 @@ pub fn spawn(
             let process = CodexProcess::spawn(request)?;
             Ok((
                 process,
-                Conversation::Exec(Translator::new(launch.context)),
+                Conversation::Exec(Box::new(Translator::new(launch.context))),
                 args,
             ))
         }

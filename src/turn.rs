@@ -471,9 +471,11 @@ fn run_codex(
                 process.finish();
                 return Ended::UnknownThread;
             }
+            // Not a clean exit, nor codex refusing its command line (clap
+            // exits 2): those would end the same way again.
             if may_start_again
                 && translator.never_answered()
-                && !matches!(status, Ok(ref s) if s.success())
+                && !matches!(status, Ok(ref s) if s.success() || s.code() == Some(2))
             {
                 process.finish();
                 return Ended::NeverAnswered(retry_start);

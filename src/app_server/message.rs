@@ -129,9 +129,13 @@ pub enum Notification {
         error: ErrorInfo,
         will_retry: bool,
     },
-    /// `warning`, `configWarning`, `deprecationNotice`, `model/rerouted`:
-    /// something a host may show.
+    /// `warning`, `model/rerouted`: what exec shows as a warning item.
     Warning {
+        message: String,
+    },
+    /// `configWarning`, `deprecationNotice`: about codex's setup rather than
+    /// the turn (exec prints them on stderr).
+    SetupNotice {
         message: String,
     },
     /// A method this adapter does not act on; carries its name.
@@ -188,7 +192,7 @@ impl Notification {
                 from::<WarningParams>(params).map(|p| Notification::Warning { message: p.message })
             }
             "configWarning" | "deprecationNotice" => {
-                from::<SummaryParams>(params).map(|p| Notification::Warning {
+                from::<SummaryParams>(params).map(|p| Notification::SetupNotice {
                     message: match p.details {
                         Some(details) if !details.is_empty() => {
                             format!("{} ({details})", p.summary)

@@ -421,6 +421,21 @@ mod tests {
     }
 
     #[test]
+    fn the_sandbox_and_model_reach_the_thread_request() {
+        let mut plan = plan(Some("OLD"));
+        plan.sandbox = Sandbox::ReadOnly;
+        plan.codex_model = Some(String::from("gpt-5-mini"));
+        let mut conversation = Conversation::new(plan);
+        let sent = conversation.on_message(&parse(r#"{"id":1,"result":{}}"#));
+        let params = &sent[1]["params"];
+        assert_eq!(params["sandbox"], "read-only");
+        assert_eq!(params["approvalPolicy"], "never");
+        assert_eq!(params["model"], "gpt-5-mini");
+        assert_eq!(params["threadId"], "OLD");
+        assert_eq!(params["cwd"], "/ws");
+    }
+
+    #[test]
     fn every_request_is_answered_at_once() {
         let mut conversation = Conversation::new(plan(None));
         for (method, answer) in [

@@ -305,6 +305,10 @@ impl Translator {
             Notification::Warning { message } => self
                 .turn
                 .emit(Event::notice(NoticeLevel::Warning, message), out),
+            Notification::SetupNotice { message } => self
+                .turn
+                .emit(Event::notice(NoticeLevel::Info, message), out),
+
             Notification::TurnCompleted {
                 turn_id,
                 status,
