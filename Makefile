@@ -23,7 +23,7 @@ run: codex
 # Every test: fmt, clippy, unit tests, golden replays, and the real-codex
 # suites against the pinned codex, then again against the oldest supported,
 # each on both transports (the app_server:: suite picks app-server itself).
-SUITES := e2e:: faults:: operator::
+SUITES := e2e:: faults:: operator:: hosts::
 test: codex check
 	cargo build --quiet --examples
 	cargo test --all-targets
@@ -72,7 +72,7 @@ clean-codex:
 	rm -rf $(CODEX_ROOT)
 
 # Benchmarks against their budgets (release build; never timed asserts in tests).
-# BENCH="transports" (or overhead, throughput, latency, startup) runs some.
+# BENCH="transports" (or overhead, throughput, latency, startup, slow_host) runs some.
 BENCH ?=
 bench: codex
 	cargo build --release --quiet --bins --example bench

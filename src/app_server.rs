@@ -9,12 +9,12 @@ pub mod rpc;
 pub mod translate;
 
 use std::process::ChildStdin;
-use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use crate::child::{CodexProcess, StdoutMessage};
 use crate::event::Event;
 use crate::exec::translate::{LineOutcome, StreamEnd, TurnContext};
+use crate::line_queue::RecvError;
 use message::Message;
 use rpc::{Conversation, RpcWriter, TurnPlan};
 use translate::Translator;
@@ -125,7 +125,7 @@ impl Driver {
                     }
                     Ok(StdoutMessage::Oversized(_)) => {}
                     Ok(StdoutMessage::End | StdoutMessage::Failed(_))
-                    | Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                    | Err(RecvError::Timeout | RecvError::Disconnected) => break,
                 }
             }
         }

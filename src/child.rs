@@ -1,7 +1,8 @@
 //! A codex child process, for either transport: its own process group,
 //! stdin written by a thread and closed, stderr drained into a bounded tail,
-//! stdout read line by line on a thread, and a guard that kills the group
-//! and reaps everything on every path.
+//! stdout read line by line on a thread into a bounded queue (a slow host
+//! slows codex, memory stays flat), and a guard that kills the group and
+//! reaps everything on every path.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -10,11 +11,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::line_queue::{self, Receiver, Sender, Weight, QUEUE_BYTES};
 use crate::line_reader::{LineRead, LineReader};
 
 /// How much of codex's stderr is kept for `error.detail`.
@@ -31,9 +32,35 @@ pub struct StderrFacts {
     pub unknown_thread: bool,
     /// "already has an active writer": another process writes this thread.
     pub active_writer: bool,
+    /// The drain read to the end of codex's stderr.
+    pub ended: bool,
 }
 
+/// The facts, and a signal for whoever waits for the drain to end.
+#[derive(Default)]
+struct SharedFacts {
+    facts: Mutex<StderrFacts>,
+    ended: Condvar,
+}
+
+/// Once codex has exited, how long its last stderr lines may take to be
+/// drained (a grandchild holding the pipe open must not hold us up).
+const STDERR_SETTLE: Duration = Duration::from_millis(500);
+
 impl StderrFacts {
+    /// Codex lost a race on its database with another codex starting on
+    /// the same fresh CODEX_HOME (seen with app-server): `table … already
+    /// exists`, `UNIQUE constraint failed: _sqlx_migrations…`. A second
+    /// start works.
+    pub fn lost_database_race(&self) -> bool {
+        self.tail.iter().any(|line| {
+            let line = line.to_lowercase();
+            (line.contains("table") && line.contains("already exists"))
+                || line.contains("_sqlx_migrations")
+                || line.contains("database is locked")
+        })
+    }
+
     pub fn tail_text(&self) -> String {
         let lines: Vec<&str> = self.tail.iter().map(String::as_str).collect();
         lines.join("\n")
@@ -48,6 +75,31 @@ pub enum StdoutMessage {
     /// Reading failed (or the record file could not be written).
     Failed(io::Error),
     End,
+}
+
+impl Weight for StdoutMessage {
+    fn bytes(&self) -> usize {
+        match self {
+            StdoutMessage::Line(line) => line.capacity(),
+            _ => 0,
+        }
+    }
+}
+
+/// A job for one of the threads that serve codex's pipes.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Starts a thread for a job (`std::thread::Builder`, or a failing one in tests).
+type ThreadStarter = fn(Job) -> io::Result<JoinHandle<()>>;
+
+/// Why codex could not be started.
+#[derive(Debug)]
+pub enum SpawnError {
+    /// The program could not be executed (missing, not executable, …).
+    Exec(io::Error),
+    /// Codex started but a thread to serve its pipes could not be (a
+    /// process or memory limit); codex was stopped again.
+    Thread(io::Error),
 }
 
 pub struct SpawnRequest<'a> {
@@ -68,30 +120,36 @@ pub struct CodexProcess {
     pidfd: Option<OwnedFd>,
     status: Option<ExitStatus>,
     pub lines: Receiver<StdoutMessage>,
-    stderr_facts: Arc<Mutex<StderrFacts>>,
+    stderr_facts: Arc<SharedFacts>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl CodexProcess {
     /// Starts codex with `request.message` written to its stdin, which is
     /// then closed (exec: codex must never wait for input).
-    pub fn spawn(request: SpawnRequest) -> io::Result<CodexProcess> {
-        let (process, _) = CodexProcess::start(request, false)?;
+    pub fn spawn(request: SpawnRequest) -> Result<CodexProcess, SpawnError> {
+        let (process, _) = CodexProcess::spawn_with(request, spawn_thread, false)?;
         Ok(process)
     }
 
     /// Starts codex and hands its stdin to the caller, who writes it from
     /// the thread that owns the turn (app-server's JSON-RPC requests);
     /// `request.message` is not written.
-    pub fn spawn_keeping_stdin(request: SpawnRequest) -> io::Result<(CodexProcess, ChildStdin)> {
-        let (process, stdin) = CodexProcess::start(request, true)?;
+    pub fn spawn_keeping_stdin(
+        request: SpawnRequest,
+    ) -> Result<(CodexProcess, ChildStdin), SpawnError> {
+        let (process, stdin) = CodexProcess::spawn_with(request, spawn_thread, true)?;
         Ok((process, stdin.expect("stdin is kept")))
     }
 
-    fn start(
+    /// `spawn`, with the function that starts the I/O threads given (tests
+    /// make it fail as a process limit would), and codex's stdin kept for
+    /// the caller or written by a thread.
+    fn spawn_with(
         request: SpawnRequest,
+        start_thread: ThreadStarter,
         keep_stdin: bool,
-    ) -> io::Result<(CodexProcess, Option<ChildStdin>)> {
+    ) -> Result<(CodexProcess, Option<ChildStdin>), SpawnError> {
         let mut command = Command::new(request.program);
         command
             .args(&request.args)
@@ -115,52 +173,70 @@ impl CodexProcess {
                 Ok(())
             });
         }
-        let mut child = command.spawn()?;
+        let mut child = command.spawn().map_err(SpawnError::Exec)?;
         let pidfd = pidfd_open(child.id());
-        let mut threads = Vec::new();
-
         let stdin = child.stdin.take().expect("stdin is piped");
-        let kept = if keep_stdin {
-            Some(stdin)
-        } else {
-            let message = request.message;
-            threads.push(std::thread::spawn(move || write_stdin(stdin, message)));
-            None
-        };
-
-        let stderr_facts = Arc::new(Mutex::new(StderrFacts::default()));
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let facts = Arc::clone(&stderr_facts);
-        let echo = request.echo_stderr;
-        threads.push(std::thread::spawn(move || {
-            drain_stderr(stderr, &facts, echo)
-        }));
-
         let stdout = child.stdout.take().expect("stdout is piped");
-        let (sender, lines) = mpsc::channel();
-        let record = request
-            .record
-            .map(|file| Box::new(io::BufWriter::new(file)) as Box<dyn Write + Send>);
-        threads.push(std::thread::spawn(move || {
-            read_stdout(stdout, record, &sender)
-        }));
-
-        let process = CodexProcess {
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (sender, lines) = line_queue::bounded(QUEUE_BYTES);
+        let mut process = CodexProcess {
             child,
             pidfd,
             status: None,
             lines,
-            stderr_facts,
-            threads,
+            stderr_facts: Arc::new(SharedFacts::default()),
+            threads: Vec::new(),
         };
+        let message = request.message;
+        let facts = Arc::clone(&process.stderr_facts);
+        let echo = request.echo_stderr;
+        let record = request
+            .record
+            .map(|file| Box::new(io::BufWriter::new(file)) as Box<dyn Write + Send>);
+        let mut jobs: Vec<Job> = vec![
+            Box::new(move || drain_stderr(stderr, &facts, echo)),
+            Box::new(move || read_stdout(stdout, record, &sender)),
+        ];
+        let kept = if keep_stdin {
+            Some(stdin)
+        } else {
+            jobs.push(Box::new(move || write_stdin(stdin, message)));
+            None
+        };
+        for job in jobs {
+            match start_thread(job) {
+                Ok(thread) => process.threads.push(thread),
+                // Dropping the rest closes their pipes; `finish` stops
+                // codex and joins what did start.
+                Err(error) => {
+                    process.finish();
+                    return Err(SpawnError::Thread(error));
+                }
+            }
+        }
         Ok((process, kept))
     }
 
+    /// What codex said on stderr. Once it has exited, the drain is given a
+    /// moment to read its last lines (the reason it exited is often there).
     pub fn stderr_facts(&self) -> StderrFacts {
-        self.stderr_facts
-            .lock()
-            .map(|facts| facts.clone())
-            .unwrap_or_default()
+        let Ok(mut facts) = self.stderr_facts.facts.lock() else {
+            return StderrFacts::default();
+        };
+        if self.status.is_some() || self.has_exited() {
+            let deadline = Instant::now() + STDERR_SETTLE;
+            while !facts.ended {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                facts = match self.stderr_facts.ended.wait_timeout(facts, deadline - now) {
+                    Ok((facts, _)) => facts,
+                    Err(_) => return StderrFacts::default(),
+                };
+            }
+        }
+        facts.clone()
     }
 
     /// Waits up to `limit` for codex to exit, without reaping it (so its pid,
@@ -230,6 +306,8 @@ impl CodexProcess {
         // Commands codex started live in sessions of their own, outside its
         // group. As a child subreaper we inherited any it left behind.
         reap_orphans();
+        // A reader blocked on a full queue must be let go to be joined.
+        self.lines.close();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
@@ -243,6 +321,10 @@ impl Drop for CodexProcess {
             let _ = self.stop();
         }
     }
+}
+
+fn spawn_thread(job: Job) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().spawn(job)
 }
 
 /// A descriptor that becomes readable when the process exits (Linux 5.3+).
@@ -362,11 +444,12 @@ fn children_of(parent: i32) -> Vec<i32> {
 
 /// Passes codex's stdout on, a line at a time, until it ends; copies every
 /// byte to the record file first (flushed per line, so a killed turn's
-/// record is whole up to its last line).
+/// record is whole up to its last line). A full queue blocks this thread,
+/// and so codex on its pipe: that is the back-pressure.
 fn read_stdout(
     stdout: std::process::ChildStdout,
     record: Option<Box<dyn Write + Send>>,
-    sender: &mpsc::Sender<StdoutMessage>,
+    sender: &Sender<StdoutMessage>,
 ) {
     let mut reader = LineReader::new(BufReader::with_capacity(64 * 1024, stdout), record);
     // Kept across an interrupted read: the reader goes on with its line.
@@ -398,14 +481,20 @@ fn write_stdin(mut stdin: std::process::ChildStdin, message: String) {
     // Dropping stdin closes the pipe: codex reads to EOF and must not wait.
 }
 
-fn drain_stderr(stderr: ChildStderr, facts: &Mutex<StderrFacts>, echo: bool) {
+fn drain_stderr(stderr: ChildStderr, shared: &SharedFacts, echo: bool) {
     let mut reader = BufReader::new(stderr);
     let mut line = Vec::new();
     loop {
         line.clear();
         // Bounded: a line longer than this is cut, the rest read as more lines.
         match (&mut reader).take(64 * 1024).read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => {
+                if let Ok(mut facts) = shared.facts.lock() {
+                    facts.ended = true;
+                }
+                shared.ended.notify_all();
+                return;
+            }
             Ok(_) => {}
         }
         if echo {
@@ -413,7 +502,9 @@ fn drain_stderr(stderr: ChildStderr, facts: &Mutex<StderrFacts>, echo: bool) {
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end();
-        let Ok(mut facts) = facts.lock() else { return };
+        let Ok(mut facts) = shared.facts.lock() else {
+            return;
+        };
         if text.contains("no rollout found") {
             facts.unknown_thread = true;
         }
@@ -439,5 +530,46 @@ fn drain_stderr(stderr: ChildStderr, facts: &Mutex<StderrFacts>, echo: bool) {
             facts.tail.pop_front();
         }
         facts.tail.push_back(kept);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Starts the first I/O thread, then fails as a process limit would.
+    fn second_thread_fails(job: Job) -> io::Result<JoinHandle<()>> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        if STARTED.fetch_add(1, Ordering::SeqCst) == 0 {
+            return spawn_thread(job);
+        }
+        Err(io::Error::from_raw_os_error(libc::EAGAIN))
+    }
+
+    #[test]
+    fn a_thread_that_cannot_start_is_an_error_and_codex_is_stopped() {
+        let workspace = std::env::temp_dir();
+        let marker = format!("echo started; exec sleep 37.{}", std::process::id() % 1000);
+        let request = SpawnRequest {
+            program: Path::new("/bin/sh"),
+            args: vec!["-c".into(), marker.clone().into()],
+            workspace: &workspace,
+            env: Vec::new(),
+            message: String::from("hi"),
+            record: None,
+            echo_stderr: false,
+        };
+        let error = match CodexProcess::spawn_with(request, second_thread_fails, false)
+            .map(|(process, _)| process)
+        {
+            Err(error) => error,
+            Ok(_) => panic!("the thread failure was not reported"),
+        };
+        assert!(matches!(&error, SpawnError::Thread(e) if e.raw_os_error() == Some(libc::EAGAIN)));
+        // Codex was stopped and reaped: no child of ours is left.
+        // SAFETY: plain syscall with a null status pointer.
+        let left = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+        assert!(left <= 0, "a child was left: {left}");
     }
 }

@@ -233,6 +233,14 @@ fn parse_turn(parser: &mut lexopt::Parser) -> Result<Command, CliError> {
         }
         Ok(None)
     })();
+    // What is missing is a bad command line too (exit status 2), found
+    // before any file is read.
+    let result = result.and_then(|help| match (&help, &args.workspace, &args.message) {
+        (Some(_), _, _) => Ok(help),
+        (None, None, _) => Err("needs --workspace DIR".into()),
+        (None, _, None) => Err("needs a MESSAGE (after `--`), or `-` to read it from stdin".into()),
+        (None, Some(_), Some(_)) => Ok(None),
+    });
     match result {
         Ok(Some(help)) => Ok(help),
         Ok(None) => Ok(Command::Turn(args)),
@@ -265,6 +273,10 @@ fn parse_replay(parser: &mut lexopt::Parser) -> Result<Command, CliError> {
         }
         Ok(None)
     })();
+    let result = result.and_then(|help| match (&help, &args.input) {
+        (None, None) => Err("needs a FILE (or `-` for stdin)".into()),
+        _ => Ok(help),
+    });
     match result {
         Ok(Some(help)) => Ok(help),
         Ok(None) => Ok(Command::Replay(args)),
@@ -428,6 +440,23 @@ mod tests {
         assert!(error.message.contains("--format"), "{}", error.message);
         let error = parse_words(&["turn", "--timeout", "0", "hi"]).unwrap_err();
         assert!(error.message.contains("--timeout"), "{}", error.message);
+    }
+
+    #[test]
+    fn what_is_missing_is_a_bad_command_line() {
+        for (words, missing) in [
+            (&["turn", "--", "hi"][..], "--workspace"),
+            (&["turn", "--workspace", "w"][..], "MESSAGE"),
+            (&["replay", "--format", "jsonl"][..], "FILE"),
+        ] {
+            let error = parse_words(words).unwrap_err();
+            assert!(error.subcommand.is_some(), "{words:?}");
+            assert!(error.message.contains(missing), "{}", error.message);
+        }
+        assert!(matches!(
+            parse_words(&["turn", "--help"]),
+            Ok(Command::Help(TURN_HELP))
+        ));
     }
 
     #[test]

@@ -126,6 +126,31 @@ impl Config {
         if config.binary.is_empty() {
             return Err(String::from("`binary` is empty: name the codex executable"));
         }
+        // Codex would read such a `--model` value as a flag (or none at all).
+        let ids = config
+            .supported_models
+            .iter()
+            .map(|id| ("supported_models", id));
+        let mapped = config.model_args.values().map(|id| ("model_args", id));
+        if let Some((field, id)) = ids
+            .chain(mapped)
+            .find(|(_, id)| id.trim().is_empty() || id.starts_with('-'))
+        {
+            return Err(format!(
+                "`{field}` holds the model id {id:?}: a model id must not be empty or start with `-`"
+            ));
+        }
+        // The process environment cannot carry these: codex could not start.
+        for (key, value) in &config.env {
+            if key.is_empty() || key.contains(['=', '\0']) || value.contains('\0') {
+                return Err(format!(
+                    "`env` entry {key:?} cannot be passed to codex: a name must be non-empty without `=` or NUL, a value without NUL"
+                ));
+            }
+        }
+        if config.binary.contains('\0') {
+            return Err(String::from("`binary` holds a NUL character"));
+        }
         Ok(config)
     }
 
@@ -187,6 +212,23 @@ mod tests {
         assert!(error.contains("workspace_write"), "{error}");
         let config = Config::parse(r#"{"sandbox": "read-only"}"#).unwrap();
         assert_eq!(config.sandbox, Sandbox::ReadOnly);
+    }
+
+    /// Finding 13 of issue 10.
+    #[test]
+    fn odd_model_ids_and_env_entries_are_config_errors() {
+        for text in [
+            r#"{"supported_models": ["codex", ""]}"#,
+            r#"{"supported_models": ["-m"]}"#,
+            r#"{"model_args": {"codex": "--yolo"}}"#,
+            r#"{"env": {"CODEX_HOME": "/a\u0000b"}}"#,
+            r#"{"env": {"A=B": "x"}}"#,
+            r#"{"env": {"": "x"}}"#,
+        ] {
+            assert!(Config::parse(text).is_err(), "{text}");
+        }
+        let error = Config::parse(r#"{"env": {"X": "\u0000"}}"#).unwrap_err();
+        assert!(error.contains("`env`"), "{error}");
     }
 
     #[test]

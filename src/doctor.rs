@@ -143,17 +143,19 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
         }
     };
 
-    let binary = match locate::locate(&config.binary, std::env::var_os("PATH"), home.as_deref()) {
+    let path = locate::codex_path(&config.env, std::env::var_os("PATH"));
+    let binary = match locate::locate(&config.binary, path, home.as_deref()) {
         Ok(binary) => {
             checks.push(Check::ok("binary", describe_binary(&binary)));
             Some(binary)
         }
         Err(error) => {
-            checks.push(Check::problem(
-                "binary",
-                error.message,
-                "install codex (`npm install -g @openai/codex`) or set `binary` in the config to its absolute path",
-            ));
+            // The message ends with the fix; the fix line says it once.
+            let detail = error
+                .message
+                .strip_suffix(locate::INSTALL_FIX)
+                .map_or(error.message.as_str(), |rest| rest.trim_end_matches("; "));
+            checks.push(Check::problem("binary", detail, locate::INSTALL_FIX));
             None
         }
     };
@@ -162,7 +164,10 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
         checks.push(auth_check(binary, &config));
         checks.push(transport_check(binary, &config));
     }
-    checks.push(systemd_check(&config, home.as_deref(), binary.as_ref()));
+    // Without any codex, the binary check already says what to do.
+    if binary.is_some() {
+        checks.push(systemd_check(&config, home.as_deref(), binary.as_ref()));
+    }
     if let Some(workspace) = &args.workspace {
         checks.push(workspace_check(workspace));
     }
@@ -326,7 +331,7 @@ fn app_server_handshake(binary: &CodexBinary, config: &Config) -> Result<String,
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", binary.path.display()))?;
     let plan = crate::app_server::rpc::TurnPlan {
-        cwd: PathBuf::from("."),
+        cwd: String::from("."),
         sandbox: config.sandbox,
         codex_model: None,
         resume: None,

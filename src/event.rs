@@ -120,22 +120,38 @@ pub struct Usage {
 
 impl Usage {
     /// This turn's usage: `self` (the new running total) minus the previous
-    /// total. `None` when a field went backwards (two writers on one thread,
-    /// codex 0.135): the caller then takes the new total as the baseline.
-    pub fn since(&self, previous: &Usage) -> Option<Usage> {
-        Some(Usage {
-            input_tokens: self.input_tokens.checked_sub(previous.input_tokens)?,
-            cached_input_tokens: self
-                .cached_input_tokens
-                .checked_sub(previous.cached_input_tokens)?,
-            cache_write_tokens: self
-                .cache_write_tokens
-                .checked_sub(previous.cache_write_tokens)?,
-            output_tokens: self.output_tokens.checked_sub(previous.output_tokens)?,
-            reasoning_tokens: self
-                .reasoning_tokens
-                .checked_sub(previous.reasoning_tokens)?,
-        })
+    /// total, field by field. A field that went backwards (codex downgraded
+    /// on the thread: 0.135 reports no cache writes; two writers on 0.135)
+    /// counts as 0 and is named in the second value; the other fields are
+    /// still this turn's own.
+    pub fn since(&self, previous: &Usage) -> (Usage, Vec<&'static str>) {
+        let mut backwards = Vec::new();
+        let mut field = |name, now: u64, before: u64| {
+            now.checked_sub(before).unwrap_or_else(|| {
+                backwards.push(name);
+                0
+            })
+        };
+        let usage = Usage {
+            input_tokens: field("input_tokens", self.input_tokens, previous.input_tokens),
+            cached_input_tokens: field(
+                "cached_input_tokens",
+                self.cached_input_tokens,
+                previous.cached_input_tokens,
+            ),
+            cache_write_tokens: field(
+                "cache_write_tokens",
+                self.cache_write_tokens,
+                previous.cache_write_tokens,
+            ),
+            output_tokens: field("output_tokens", self.output_tokens, previous.output_tokens),
+            reasoning_tokens: field(
+                "reasoning_tokens",
+                self.reasoning_tokens,
+                previous.reasoning_tokens,
+            ),
+        };
+        (usage, backwards)
     }
 }
 
@@ -237,9 +253,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn usage_since_subtracts_and_refuses_to_go_backwards() {
+    fn usage_since_subtracts_and_clamps_each_field_that_went_backwards() {
         let previous = Usage {
             input_tokens: 2031,
+            cache_write_tokens: 7,
             output_tokens: 10,
             ..Usage::default()
         };
@@ -248,10 +265,14 @@ mod tests {
             output_tokens: 25,
             ..Usage::default()
         };
-        let turn = total.since(&previous).unwrap();
+        let (turn, backwards) = total.since(&previous);
         assert_eq!(turn.input_tokens, 3123);
         assert_eq!(turn.output_tokens, 15);
-        assert_eq!(previous.since(&total), None);
+        assert_eq!(turn.cache_write_tokens, 0);
+        assert_eq!(backwards, ["cache_write_tokens"]);
+        let (_, backwards) = previous.since(&total);
+        assert_eq!(backwards, ["input_tokens", "output_tokens"]);
+        assert_eq!(total.since(&total), (Usage::default(), Vec::new()));
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod conversation;
 pub mod doctor;
 pub mod event;
 pub mod exec;
+pub mod line_queue;
 pub mod line_reader;
 pub mod locate;
 mod log;
@@ -64,6 +65,8 @@ pub fn run() -> ExitCode {
                 subcommand.unwrap_or("run")
             );
             let mut output = output::Output::stdout(output_args);
+            let grace = output::WriteLimits::grace_from(std::time::Instant::now());
+            output.writer_mut().set_limits(grace);
             output::finish_with(
                 &mut output,
                 Event::Error(TurnError::new(ErrorCode::Internal, message)),
@@ -119,6 +122,8 @@ fn command_line_error(error: CliError) -> ExitCode {
     log::say(format_args!("{}", error.message));
     if error.subcommand.is_some() {
         let mut output = output::Output::stdout(error.output);
+        let grace = output::WriteLimits::grace_from(std::time::Instant::now());
+        output.writer_mut().set_limits(grace);
         let _ = output.emit(&Event::Error(TurnError::new(
             ErrorCode::Usage,
             error.message,

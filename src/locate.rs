@@ -17,6 +17,9 @@ pub struct CodexBinary {
     pub launcher_env: Vec<(String, OsString)>,
 }
 
+/// What to do when codex is not found; the end of that error's message.
+pub const INSTALL_FIX: &str = "install codex (`npm install -g @openai/codex`) or set `binary` in the config to its absolute path";
+
 /// Where a bare name is looked for after PATH.
 pub fn fallback_dirs(home: Option<&Path>) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
@@ -62,6 +65,19 @@ fn npm_prefix(home: &Path) -> Option<PathBuf> {
     })
 }
 
+/// The PATH codex will run with: the one the config's `env` gives it, else
+/// ours. A bare `binary` is looked up on it, so the codex found is the one
+/// that codex's own PATH would find.
+pub fn codex_path(
+    config_env: &std::collections::BTreeMap<String, String>,
+    ours: Option<OsString>,
+) -> Option<OsString> {
+    match config_env.get("PATH") {
+        Some(path) => Some(OsString::from(path)),
+        None => ours,
+    }
+}
+
 /// Resolves `binary` (config `binary`) to an executable file.
 pub fn locate(
     binary: &str,
@@ -83,6 +99,10 @@ pub fn locate(
             })
             .unwrap_or_default();
         dirs.extend(fallback_dirs(home));
+        // PATH often holds the fallback places too: each is tried (and
+        // listed) once.
+        let mut seen = std::collections::HashSet::new();
+        dirs.retain(|dir| seen.insert(dir.clone()));
         dirs.iter().map(|dir| dir.join(binary)).find(|candidate| {
             tried.push(candidate.clone());
             is_executable(candidate)
@@ -93,8 +113,7 @@ pub fn locate(
         return Err(TurnError::new(
             ErrorCode::CodexNotFound,
             format!(
-                "codex executable {binary:?} not found or not executable; tried: {}. Install it \
-                 (`npm install -g @openai/codex`) or set `binary` in the config to its absolute path",
+                "codex executable {binary:?} not found or not executable; tried: {}; {INSTALL_FIX}",
                 list.join(", ")
             ),
         ));

@@ -1,7 +1,12 @@
 //! Writing events: JSON Lines flushed per event (the host format), or text
 //! for a person; `--events core` filtering. Decides nothing about what to emit.
+//!
+//! Our stdout is written through [`HostPipe`]: the host may read slowly or
+//! hand us a non-blocking pipe, and neither may lose a line or pin a turn.
 
 use std::io::{self, IsTerminal, Write};
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
 
 use crate::cli::{Format, OutputArgs};
 use crate::event::{Event, NoticeLevel, ToolStatus, Usage};
@@ -42,11 +47,11 @@ pub fn print_text(text: &str) {
         .and_then(|()| stdout.flush());
 }
 
-impl Output<io::Stdout> {
+impl Output<HostPipe> {
     /// Our stdout, with `auto` resolved against it being a terminal.
-    pub fn stdout(args: OutputArgs) -> Output<io::Stdout> {
-        let stdout = io::stdout();
-        let terminal = stdout.is_terminal();
+    pub fn stdout(args: OutputArgs) -> Output<HostPipe> {
+        let terminal = io::stdout().is_terminal();
+        let stdout = HostPipe::stdout();
         let text = match args.format {
             Format::Auto => terminal,
             Format::Jsonl => false,
@@ -70,6 +75,10 @@ impl<W: Write> Output<W> {
     }
 
     /// Writes one event and flushes it: the host streams events as they come.
+    /// Through a [`HostPipe`] the error's kind tells what happened:
+    /// `BrokenPipe` the host is gone; `Interrupted` a stop (signal or
+    /// deadline) came before the line was begun, so nothing was written;
+    /// `TimedOut` the host stopped reading in the middle of the line.
     pub fn emit(&mut self, event: &Event) -> io::Result<()> {
         if self.core_only && !event.is_core() {
             return Ok(());
@@ -90,6 +99,10 @@ impl<W: Write> Output<W> {
 
     pub fn into_inner(self) -> W {
         self.writer
+    }
+
+    pub fn writer_mut(&mut self) -> &mut W {
+        &mut self.writer
     }
 
     fn render_text(&mut self, event: &Event) {
@@ -195,6 +208,218 @@ impl<W: Write> Output<W> {
     }
 }
 
+/// How long, once a turn is being stopped, the host still gets to take the
+/// rest of the stream (the line being written, the closing events and the
+/// terminal one) before the adapter gives up on it and exits.
+pub const HOST_GRACE: Duration = Duration::from_secs(3);
+
+/// How often a wait for the host looks at the signals and the clock.
+const WRITE_TICK: Duration = Duration::from_millis(50);
+
+/// When waiting for the host must stop.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteLimits {
+    /// Stop waiting at this instant (the turn's deadline).
+    pub deadline: Option<Instant>,
+    /// Stop waiting once SIGTERM, SIGINT or SIGHUP has been received.
+    pub signals: bool,
+}
+
+impl WriteLimits {
+    /// While the turn runs: stop waiting on a signal or at `deadline`.
+    pub fn stoppable(deadline: Option<Instant>) -> WriteLimits {
+        WriteLimits {
+            deadline,
+            signals: true,
+        }
+    }
+
+    /// The end of a run is being written: no stopping for signals any
+    /// more, only a bounded wait ([`HOST_GRACE`] from `from`) for the host.
+    pub fn grace_from(from: Instant) -> WriteLimits {
+        WriteLimits {
+            deadline: Some(from + HOST_GRACE),
+            signals: false,
+        }
+    }
+}
+
+/// Our stdout as the host hands it to us: a pipe it may read slowly, may
+/// never read, or may have made non-blocking (many Node hosts do). Every
+/// write waits for room with `poll`, looking at the signals and the clock
+/// while it waits, so a stuck host can never pin a turn: `EAGAIN` is waited
+/// on, only `EPIPE` or `POLLERR`/`POLLHUP` mean the host is gone.
+///
+/// A line is written whole or not at all: a stop that comes before its
+/// first byte leaves it unwritten (`Interrupted`); one that comes in the
+/// middle gives the host [`HOST_GRACE`] to take the rest (`TimedOut` when
+/// it does not).
+///
+/// No write may block, yet the host's descriptor must keep its flags (it
+/// is shared with the host). A pipe is therefore reopened through
+/// `/proc/self/fd` as a description of our own, non-blocking; a socket is
+/// written with `MSG_DONTWAIT`; anything else that can block (a terminal,
+/// or a pipe that cannot be reopened) gets pieces of at most `PIPE_BUF`
+/// after `poll` said there is room, which the kernel never blocks on.
+pub struct HostPipe {
+    fd: RawFd,
+    /// Our own non-blocking description of the host's pipe, if made.
+    _reopened: Option<std::os::fd::OwnedFd>,
+    socket: bool,
+    limits: WriteLimits,
+    /// The most one `write` may carry.
+    piece: usize,
+}
+
+impl HostPipe {
+    pub fn stdout() -> HostPipe {
+        HostPipe::new(libc::STDOUT_FILENO)
+    }
+
+    pub fn new(fd: RawFd) -> HostPipe {
+        use std::os::fd::FromRawFd;
+        // SAFETY: fstat and fcntl on a descriptor number, into plain data.
+        let (kind, flags) = unsafe {
+            let mut stat: libc::stat = std::mem::zeroed();
+            let kind = match libc::fstat(fd, &mut stat) {
+                0 => stat.st_mode & libc::S_IFMT,
+                _ => 0,
+            };
+            (kind, libc::fcntl(fd, libc::F_GETFL))
+        };
+        let nonblocking = flags >= 0 && flags & libc::O_NONBLOCK != 0;
+        let mut pipe = HostPipe {
+            fd,
+            _reopened: None,
+            socket: kind == libc::S_IFSOCK,
+            limits: WriteLimits::default(),
+            piece: usize::MAX,
+        };
+        if nonblocking || pipe.socket {
+            return pipe;
+        }
+        if kind == libc::S_IFIFO {
+            let path = format!("/proc/self/fd/{fd}\0");
+            let mode = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
+            // SAFETY: a NUL-terminated path; a non-negative result is ours.
+            let own = unsafe { libc::open(path.as_ptr().cast(), mode) };
+            if own >= 0 {
+                pipe.fd = own;
+                // SAFETY: just opened, owned by nobody else.
+                pipe._reopened = Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(own) });
+                return pipe;
+            }
+        }
+        // SAFETY: isatty on a descriptor number.
+        let terminal = kind == libc::S_IFCHR && unsafe { libc::isatty(fd) } == 1;
+        if kind == libc::S_IFIFO || terminal {
+            pipe.piece = libc::PIPE_BUF;
+        }
+        pipe
+    }
+
+    pub fn set_limits(&mut self, limits: WriteLimits) {
+        self.limits = limits;
+    }
+
+    fn stop_wanted(&self, now: Instant) -> bool {
+        self.limits.signals && crate::signals::received().is_some()
+            || self.limits.deadline.is_some_and(|deadline| now >= deadline)
+    }
+
+    /// Waits until the host can take bytes, until `give_up` or, when
+    /// `stoppable`, until a stop is wanted. `Ok(true)`: there is room.
+    fn wait_for_room(&self, stoppable: bool, give_up: Option<Instant>) -> io::Result<bool> {
+        loop {
+            let now = Instant::now();
+            if stoppable && self.stop_wanted(now) || give_up.is_some_and(|end| now >= end) {
+                return Ok(false);
+            }
+            let mut pollfd = libc::pollfd {
+                fd: self.fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            let millis = WRITE_TICK.as_millis() as libc::c_int;
+            // SAFETY: one valid pollfd.
+            let ready = unsafe { libc::poll(&mut pollfd, 1, millis) };
+            if ready < 0 {
+                let error = io::Error::last_os_error();
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(error);
+            }
+            if pollfd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            if pollfd.revents & libc::POLLNVAL != 0 {
+                return Err(io::Error::from_raw_os_error(libc::EBADF));
+            }
+            if pollfd.revents & libc::POLLOUT != 0 {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+impl Write for HostPipe {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_all(buf).map(|()| buf.len())
+    }
+
+    fn write_all(&mut self, line: &[u8]) -> io::Result<()> {
+        let mut written = 0;
+        // Set once a stop is wanted in the middle of the line.
+        let mut give_up: Option<Instant> = None;
+        while written < line.len() {
+            let stoppable = written == 0;
+            if give_up.is_none() && !stoppable && self.stop_wanted(Instant::now()) {
+                give_up = Some(Instant::now() + HOST_GRACE);
+            }
+            if !self.wait_for_room(stoppable, give_up)? {
+                return Err(match written {
+                    0 => io::Error::new(
+                        io::ErrorKind::Interrupted,
+                        "the turn is being stopped; the line was not begun",
+                    ),
+                    _ => io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the host stopped reading in the middle of a line",
+                    ),
+                });
+            }
+            let rest = &line[written..];
+            let piece = &rest[..rest.len().min(self.piece)];
+            // SAFETY: writes from a valid slice.
+            let result = unsafe {
+                if self.socket {
+                    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+                    libc::send(self.fd, piece.as_ptr().cast(), piece.len(), flags)
+                } else {
+                    libc::write(self.fd, piece.as_ptr().cast(), piece.len())
+                }
+            };
+            if result >= 0 {
+                written += result as usize;
+                continue;
+            }
+            let error = io::Error::last_os_error();
+            match error.raw_os_error() {
+                // Full after all (non-blocking), or a signal: wait again.
+                Some(libc::EAGAIN) | Some(libc::EINTR) => continue,
+                Some(libc::EPIPE) => return Err(io::ErrorKind::BrokenPipe.into()),
+                _ => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 fn one_line(text: &str) -> String {
     let first = text.lines().next().unwrap_or_default();
     let mut shown: String = first.chars().take(160).collect();
@@ -215,6 +440,7 @@ fn usage_text(usage: &Usage) -> String {
 mod tests {
     use super::*;
     use crate::event::{ErrorCode, TurnError};
+    use std::io::Read;
 
     #[test]
     fn jsonl_is_one_object_per_line_and_core_filters() {
@@ -235,6 +461,64 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0], r#"{"type":"text_delta","text":"a\nb"}"#);
         assert!(lines[1].starts_with(r#"{"type":"error","code":"timeout""#));
+    }
+
+    /// A pipe (blocking, as a host would hand it) filled to the brim.
+    fn full_pipe() -> (std::fs::File, RawFd) {
+        use std::os::fd::FromRawFd;
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two descriptors; we own them from here on.
+        unsafe {
+            assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
+            let flags = libc::fcntl(fds[1], libc::F_GETFL);
+            libc::fcntl(fds[1], libc::F_SETFL, flags | libc::O_NONBLOCK);
+            while libc::write(fds[1], b"#".as_ptr().cast(), 1) == 1 {}
+            libc::fcntl(fds[1], libc::F_SETFL, flags);
+            (std::fs::File::from_raw_fd(fds[0]), fds[1])
+        }
+    }
+
+    #[test]
+    fn a_full_pipe_is_waited_on_and_a_stop_before_the_line_writes_nothing() {
+        let (mut read_end, write_fd) = full_pipe();
+        let mut pipe = HostPipe::new(write_fd);
+        // The host's own descriptor keeps blocking; ours does not.
+        // SAFETY: fcntl on a descriptor we own.
+        let flags = unsafe { libc::fcntl(write_fd, libc::F_GETFL) };
+        assert_eq!(flags & libc::O_NONBLOCK, 0);
+        pipe.set_limits(WriteLimits::stoppable(Some(
+            Instant::now() + Duration::from_millis(100),
+        )));
+        let error = pipe.write_all(b"{\"type\":\"late\"}\n").unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::Interrupted);
+        // The host reads: the next line is waited on, then written whole.
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            read_end.read_to_end(&mut all).unwrap();
+            all
+        });
+        pipe.set_limits(WriteLimits::grace_from(Instant::now()));
+        pipe.write_all(b"{\"type\":\"next\"}\n").unwrap();
+        drop(pipe);
+        // SAFETY: closing the write end we own: the reader sees EOF.
+        unsafe { libc::close(write_fd) };
+        let all = reader.join().unwrap();
+        let text = String::from_utf8_lossy(&all);
+        assert!(
+            text.trim_start_matches('#') == "{\"type\":\"next\"}\n",
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_closed_pipe_is_the_host_gone() {
+        let (read_end, write_fd) = full_pipe();
+        drop(read_end);
+        let mut pipe = HostPipe::new(write_fd);
+        let error = pipe.write_all(b"x\n").unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+        // SAFETY: closing the write end we own.
+        unsafe { libc::close(write_fd) };
     }
 
     #[test]

@@ -119,6 +119,19 @@ impl TurnEvents {
         self.asked_thread.as_deref()
     }
 
+    /// A recording goes on with another turn after the terminal event
+    /// (`--record` appends): the same run continues, as if it had not ended.
+    pub fn reopen(&mut self) {
+        if self.state != State::Ended {
+            return;
+        }
+        self.state = match self.session_id {
+            Some(_) => State::Running,
+            None => State::AwaitingThread,
+        };
+        self.succeeded = false;
+    }
+
     /// Codex no longer knows the thread it was asked to resume; the turn
     /// goes on in a new one, and the host hears why right after
     /// `message_start`.

@@ -4,13 +4,13 @@
 //! matching pure translator for a recording ([`Recording`]).
 
 use std::ffi::OsString;
-use std::io;
+
 use std::path::{Path, PathBuf};
 
 use crate::app_server;
-use crate::child::{CodexProcess, SpawnRequest};
+use crate::child::{CodexProcess, SpawnError, SpawnRequest};
 use crate::config::{Sandbox, Transport};
-use crate::event::{Event, Usage};
+use crate::event::{ErrorCode, Event, TurnError, Usage};
 use crate::exec::argv::{self, ExecRequest};
 use crate::exec::translate::{LineOutcome, StreamEnd, Translator, TurnContext};
 
@@ -33,6 +33,27 @@ pub struct Launch<'a> {
     pub stream_text: bool,
 }
 
+/// Why `launch` cannot be carried by its transport, before anything is
+/// started: app-server's JSON names the workspace and the images by path,
+/// and JSON strings hold UTF-8 only (exec passes such paths to codex, which
+/// refuses them the same way).
+pub fn refusal(launch: &Launch) -> Option<TurnError> {
+    if launch.transport != Transport::AppServer {
+        return None;
+    }
+    let workspace = std::path::absolute(launch.workspace).ok()?;
+    let odd = std::iter::once(&workspace)
+        .chain(launch.images)
+        .find(|path| path.to_str().is_none())?;
+    Some(TurnError::new(
+        ErrorCode::Config,
+        format!(
+            "the path {} is not UTF-8, and the app-server transport can only name UTF-8 paths to codex; rename it",
+            odd.display()
+        ),
+    ))
+}
+
 /// Codex's side of one turn: the translator, and for app-server the
 /// JSON-RPC conversation that drives codex.
 pub enum Conversation {
@@ -44,7 +65,7 @@ pub enum Conversation {
 pub fn spawn(
     launch: Launch,
     give_up: &dyn Fn() -> bool,
-) -> io::Result<(CodexProcess, Conversation, Vec<OsString>)> {
+) -> Result<(CodexProcess, Conversation, Vec<OsString>), SpawnError> {
     let args = match launch.transport {
         Transport::Exec => argv::exec_args(&ExecRequest {
             sandbox: Some(launch.sandbox),
@@ -78,14 +99,20 @@ pub fn spawn(
         }
         Transport::AppServer => {
             let (process, stdin) = CodexProcess::spawn_keeping_stdin(request)?;
+            // `refusal` has checked that these are UTF-8.
+            let workspace = std::path::absolute(launch.workspace)
+                .unwrap_or_else(|_| launch.workspace.to_path_buf());
             let plan = app_server::rpc::TurnPlan {
-                cwd: std::path::absolute(launch.workspace)
-                    .unwrap_or_else(|_| launch.workspace.to_path_buf()),
+                cwd: workspace.to_string_lossy().into_owned(),
                 sandbox: launch.sandbox,
                 codex_model: launch.codex_model.map(String::from),
                 resume: launch.resume.map(String::from),
                 message: launch.message.to_string(),
-                images: launch.images.to_vec(),
+                images: launch
+                    .images
+                    .iter()
+                    .map(|path| path.to_string_lossy().into_owned())
+                    .collect(),
             };
             let mut driver =
                 app_server::Driver::new(plan, launch.context, launch.stream_text, stdin);
@@ -201,6 +228,16 @@ impl Recording {
             Recording::AppServer(app_server::translate::Translator::new(context, stream_text))
         } else {
             Recording::Exec(Translator::new(context))
+        }
+    }
+
+    /// After the terminal event: whether `line` begins another turn of the
+    /// same recording (`--record` appends every turn to one file); the
+    /// translator then goes on with it as part of the same run.
+    pub fn begins_next_turn(&mut self, line: &[u8]) -> bool {
+        match self {
+            Recording::Exec(translator) => translator.begins_next_turn(line),
+            Recording::AppServer(translator) => translator.begins_next_turn(line),
         }
     }
 

@@ -3,27 +3,37 @@
 //! translator, keeps the session file current, and ends with exactly one
 //! terminal event whatever happens.
 
+use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use crate::child::{self, CodexProcess, StdoutMessage};
+use crate::child::{self, CodexProcess, SpawnError, StdoutMessage};
 use crate::cli::{MessageArg, TurnArgs};
 use crate::config::{Config, ModelChoice, CONFIG_ENV};
 use crate::event::{ErrorCode, Event, NoticeLevel, TurnError, Usage};
-use crate::exec::translate::{StreamEnd, TurnContext, DEFAULT_OUTPUT_LIMIT};
+use crate::exec::translate::{classify_failure, StreamEnd, TurnContext, DEFAULT_OUTPUT_LIMIT};
+use crate::line_queue::RecvError;
 use crate::locate::{self, CodexBinary};
 use crate::log;
-use crate::output::{exit_code, finish_with, Output};
+use crate::output::{exit_code, finish_with, HostPipe, Output, WriteLimits};
 use crate::session::{self, Stored, TurnLock};
 use crate::signals;
 use crate::transport::{self, Conversation, Launch};
 
 /// Codex refuses prompts over this many characters (Unicode scalars).
 pub const MAX_MESSAGE_CHARS: usize = 1_048_576;
+
+/// At most this many bytes are read from stdin: the limit plus one
+/// character, in UTF-8's widest form. More than that is too large, however
+/// much more there is, so an endless stdin costs 4 MiB and no more.
+const MAX_MESSAGE_BYTES: usize = 4 * (MAX_MESSAGE_CHARS + 1);
+
+/// Longer timeouts are taken as this one (a year): `Instant` arithmetic
+/// must not overflow, and nobody waits longer for a turn.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// How often the turn's loop looks at signals and the clock while codex is
 /// silent. Events themselves are passed on the moment they arrive.
@@ -41,39 +51,66 @@ struct Prepared {
     binary: CodexBinary,
     images: Vec<PathBuf>,
     record: Option<std::fs::File>,
-    timeout: Duration,
+    /// The whole turn ends by then, from the moment `turn` started.
+    deadline: Instant,
     /// `--events all`: text as codex streams it (app-server).
     stream_text: bool,
     stored: Stored,
-    _lock: TurnLock,
 }
 
 pub fn run(args: TurnArgs) -> ExitCode {
     let started = Instant::now();
     signals::install(true);
     let mut output = Output::stdout(args.output);
-    let prepared = match prepare(args) {
+    output.writer_mut().set_limits(WriteLimits::stoppable(None));
+    let (prepared, lock) = match prepare(args, started) {
         Ok(prepared) => prepared,
         Err(error) => {
             if error.code == ErrorCode::Usage {
                 log::say(format_args!("{}", error.message));
             }
+            give_host_grace(&mut output, Instant::now());
             return finish_with(&mut output, Event::Error(error));
         }
     };
-    let code = execute(prepared, &mut output);
+    let code = execute(prepared, lock, &mut output);
     log::debug!("turn took {:?}", started.elapsed());
     code
 }
 
-fn prepare(args: TurnArgs) -> Result<Prepared, TurnError> {
-    let stream_text = !args.output.core_events_only;
+/// The end of the turn is being written: no more stopping for signals or
+/// the deadline, only a bounded wait for a host that reads slowly.
+fn give_host_grace(output: &mut Output<HostPipe>, from: Instant) {
+    output
+        .writer_mut()
+        .set_limits(WriteLimits::grace_from(from));
+}
+
+/// The instant `timeout` after `started`, with an absurd timeout capped.
+pub fn deadline_after(started: Instant, timeout: Duration) -> Instant {
+    if timeout > MAX_TIMEOUT {
+        log::debug!("timeout {timeout:?} capped to {MAX_TIMEOUT:?}");
+    }
+    // A year always fits in an `Instant` on Linux; were it not so, a day.
+    let day = Duration::from_secs(24 * 3600);
+    started
+        .checked_add(timeout.min(MAX_TIMEOUT))
+        .or_else(|| started.checked_add(day))
+        .unwrap_or(started)
+}
+
+/// Every check before codex starts, in the order a person would fix them;
+/// each of them honours signals, and the message read from stdin the
+/// deadline too. The lock is taken last but one: a refused turn takes none.
+fn prepare(args: TurnArgs, started: Instant) -> Result<(Prepared, TurnLock), TurnError> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let env_config = std::env::var_os(CONFIG_ENV)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
     let (config, source) = Config::load(args.config.as_deref(), env_config, home.clone())?;
     log::debug!("config: {source:?}");
+    let timeout = Duration::from_secs(args.timeout_secs.unwrap_or(config.timeout_secs));
+    let deadline = deadline_after(started, timeout);
     let model = config.model(args.model.as_deref())?;
     let Some(workspace) = args.workspace else {
         return Err(TurnError::new(
@@ -82,7 +119,9 @@ fn prepare(args: TurnArgs) -> Result<Prepared, TurnError> {
         ));
     };
     check_workspace(&workspace)?;
-    let message = read_message(args.message)?;
+    let message = read_message(args.message, deadline)?;
+    // A cancel while the message was read (or just after) starts nothing.
+    not_stopped(deadline, "nothing was started")?;
     let lock = match session::lock(&workspace) {
         Ok(lock) => lock,
         Err(session::LockError::Busy) => {
@@ -104,7 +143,11 @@ fn prepare(args: TurnArgs) -> Result<Prepared, TurnError> {
             ));
         }
     };
-    let binary = locate::locate(&config.binary, std::env::var_os("PATH"), home.as_deref())?;
+    let binary = locate::locate(
+        &config.binary,
+        locate::codex_path(&config.env, std::env::var_os("PATH")),
+        home.as_deref(),
+    )?;
     let record = match &args.record {
         Some(path) => Some(
             std::fs::OpenOptions::new()
@@ -133,9 +176,8 @@ fn prepare(args: TurnArgs) -> Result<Prepared, TurnError> {
             }
         }
     }
-    let timeout = Duration::from_secs(args.timeout_secs.unwrap_or(config.timeout_secs));
     let stored = session::read(&workspace);
-    Ok(Prepared {
+    let prepared = Prepared {
         config,
         model,
         workspace,
@@ -143,11 +185,24 @@ fn prepare(args: TurnArgs) -> Result<Prepared, TurnError> {
         binary,
         images,
         record,
-        timeout,
-        stream_text,
+        deadline,
+        stream_text: !args.output.core_events_only,
         stored,
-        _lock: lock,
-    })
+    };
+    Ok((prepared, lock))
+}
+
+/// The signal or timeout that ends the turn now, as an error.
+fn not_stopped(deadline: Instant, what: &str) -> Result<(), TurnError> {
+    match stop_reason(deadline) {
+        Some(mut stop) => {
+            if stop.code == ErrorCode::Cancelled {
+                stop = signals::cancelled(signals::received().unwrap_or(0), what);
+            }
+            Err(stop)
+        }
+        None => Ok(()),
+    }
 }
 
 fn check_workspace(workspace: &Path) -> Result<(), TurnError> {
@@ -183,7 +238,7 @@ fn check_workspace(workspace: &Path) -> Result<(), TurnError> {
 }
 
 /// The user's message, checked as codex would check it, before codex runs.
-fn read_message(arg: Option<MessageArg>) -> Result<String, TurnError> {
+fn read_message(arg: Option<MessageArg>, deadline: Instant) -> Result<String, TurnError> {
     let bytes = match arg {
         None => {
             return Err(TurnError::new(
@@ -192,20 +247,22 @@ fn read_message(arg: Option<MessageArg>) -> Result<String, TurnError> {
             ));
         }
         Some(MessageArg::Text(text)) => os_string_bytes(text),
-        Some(MessageArg::Stdin) => {
-            let mut bytes = Vec::new();
-            io::stdin()
-                .lock()
-                .read_to_end(&mut bytes)
-                .map_err(|error| {
-                    TurnError::new(
-                        ErrorCode::Usage,
-                        format!("cannot read the message from stdin: {error}"),
-                    )
-                })?;
-            bytes
-        }
+        Some(MessageArg::Stdin) => read_stdin(libc::STDIN_FILENO, MAX_MESSAGE_BYTES, deadline)?,
     };
+    if bytes.len() >= MAX_MESSAGE_BYTES {
+        // Reading stopped at the cap: over the limit whatever follows.
+        let valid = match std::str::from_utf8(&bytes) {
+            Ok(text) => text,
+            Err(error) => std::str::from_utf8(&bytes[..error.valid_up_to()]).unwrap_or_default(),
+        };
+        return Err(TurnError::new(
+            ErrorCode::MessageTooLarge,
+            format!(
+                "the message on stdin has more than {} characters (reading stopped at {MAX_MESSAGE_BYTES} bytes); codex accepts at most {MAX_MESSAGE_CHARS}",
+                valid.chars().count().max(MAX_MESSAGE_CHARS)
+            ),
+        ));
+    }
     let message = String::from_utf8(bytes).map_err(|error| {
         TurnError::new(
             ErrorCode::Usage,
@@ -231,6 +288,60 @@ fn read_message(arg: Option<MessageArg>) -> Result<String, TurnError> {
         ));
     }
     Ok(message)
+}
+
+/// Reads `fd` to its end or to `cap` bytes, whichever comes first, waiting
+/// with `poll` so that a signal or the deadline ends the wait (a blocking
+/// read would restart after a signal, and a non-blocking stdin says
+/// `EAGAIN`).
+fn read_stdin(fd: i32, cap: usize, deadline: Instant) -> Result<Vec<u8>, TurnError> {
+    let failed = |error: io::Error| {
+        TurnError::new(
+            ErrorCode::Usage,
+            format!("cannot read the message from stdin: {error}"),
+        )
+    };
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    while bytes.len() < cap {
+        not_stopped(
+            deadline,
+            "the message was not read to its end; nothing was started",
+        )?;
+        let mut pollfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let wait = deadline.saturating_duration_since(Instant::now()).min(TICK);
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pollfd, 1, wait.as_millis() as libc::c_int) };
+        if ready < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(failed(error));
+        }
+        if ready == 0 {
+            continue;
+        }
+        let room = chunk.len().min(cap - bytes.len());
+        // SAFETY: reads into a valid buffer of `room` bytes.
+        let read = unsafe { libc::read(fd, chunk.as_mut_ptr().cast(), room) };
+        match read {
+            0 => break,
+            n if n > 0 => bytes.extend_from_slice(&chunk[..n as usize]),
+            _ => {
+                let error = io::Error::last_os_error();
+                match error.raw_os_error() {
+                    Some(libc::EAGAIN) | Some(libc::EINTR) => continue,
+                    _ => return Err(failed(error)),
+                }
+            }
+        }
+    }
+    Ok(bytes)
 }
 
 fn os_string_bytes(text: OsString) -> Vec<u8> {
@@ -282,15 +393,23 @@ enum LoopEnd {
     Terminal,
     /// Codex's stdout ended without a terminal event.
     StreamClosed,
-    /// The adapter decided to stop codex.
-    Stop(TurnError),
-    /// Our stdout is gone: the host stopped listening.
+    /// The adapter decided to stop codex, at that instant.
+    Stop(TurnError, Instant),
+    /// Our stdout is gone: the host stopped listening (or stopped reading
+    /// in the middle of a line and did not go on within the grace).
     HostGone,
 }
 
-fn execute(prepared: Prepared, output: &mut Output<io::Stdout>) -> ExitCode {
+fn execute(prepared: Prepared, lock: TurnLock, output: &mut Output<HostPipe>) -> ExitCode {
     child::become_subreaper();
-    let deadline = Instant::now() + prepared.timeout;
+    let deadline = prepared.deadline;
+    let mut host = Host {
+        output,
+        workspace: &prepared.workspace,
+        lock: Some(lock),
+        pending: VecDeque::new(),
+        graced: false,
+    };
     let start = start_from(&prepared.stored, &prepared.workspace);
     let resumed_thread = start.resume.clone().unwrap_or_default();
     let mut start = start;
@@ -298,10 +417,10 @@ fn execute(prepared: Prepared, output: &mut Output<io::Stdout>) -> ExitCode {
     // codex's database; all but one exit before answering, and a second
     // start works.
     for attempt in 1.. {
-        match run_codex(&prepared, start, deadline, attempt < 3, output) {
+        match run_codex(&prepared, start, deadline, attempt < 3, &mut host) {
             Ended::Turn(code) => return code,
             Ended::NeverAnswered(again) => {
-                log::info!("codex exited before answering; starting it once more");
+                log::info!("codex lost a race on its database; starting it once more");
                 start = again;
             }
             Ended::UnknownThread => break,
@@ -318,7 +437,7 @@ fn execute(prepared: Prepared, output: &mut Output<io::Stdout>) -> ExitCode {
         previous_totals: Some(Usage::default()),
         notices: vec![Event::notice(NoticeLevel::Warning, message)],
     };
-    run_codex(&prepared, fresh, deadline, false, output).exit_code()
+    run_codex(&prepared, fresh, deadline, false, &mut host).exit_code()
 }
 
 /// How one run of codex ended.
@@ -328,7 +447,8 @@ enum Ended {
     /// Codex said the thread to resume is unknown before naming any
     /// thread; nothing was printed, so a new thread can start in this run.
     UnknownThread,
-    /// Codex exited before it could be spoken to; nothing was printed.
+    /// Codex exited before it could be spoken to, having lost a race on
+    /// its database; nothing was printed.
     NeverAnswered(Start),
 }
 
@@ -341,14 +461,14 @@ impl Ended {
     }
 }
 
-/// Runs codex once from `start` and, unless nothing could be printed
-/// yet (see [`Ended`]), ends the turn.
+/// Runs codex once from `start` and, unless nothing could be printed yet
+/// (see [`Ended`]), ends the turn.
 fn run_codex(
     prepared: &Prepared,
     start: Start,
     deadline: Instant,
     may_start_again: bool,
-    output: &mut Output<io::Stdout>,
+    host: &mut Host,
 ) -> Ended {
     let mut env = prepared.binary.launcher_env.clone();
     env.extend(
@@ -365,43 +485,48 @@ fn run_codex(
                 ErrorCode::Internal,
                 format!("cannot reuse the --record file: {error}"),
             );
-            return Ended::Turn(finish_with(output, Event::Error(error)));
+            return Ended::Turn(host.finish_with(error));
         }
         None => None,
     };
+    // Nothing is started after a cancel or past the deadline.
+    if let Err(stop) = not_stopped(deadline, "codex was not started") {
+        return Ended::Turn(host.finish_with(stop));
+    }
     let resuming = start.resume.is_some();
-    let retry_start = Start {
+    let again = Start {
         resume: start.resume.clone(),
         previous_totals: start.previous_totals,
         notices: start.notices.clone(),
     };
     let spawn_started = Instant::now();
     let give_up = || stop_reason(deadline).is_some();
-    let spawned = transport::spawn(
-        Launch {
-            transport: prepared.config.transport,
-            program: &prepared.binary.path,
-            env,
-            workspace: &prepared.workspace,
-            message: &prepared.message,
-            images: &prepared.images,
-            sandbox: prepared.config.sandbox,
-            codex_model: prepared.model.codex_model.as_deref(),
-            extra_args: &prepared.config.extra_args,
-            resume: retry_start.resume.as_deref(),
-            record,
-            echo_stderr: log::enabled(log::Level::Debug),
-            context: TurnContext {
-                model: prepared.model.plexum_id.clone(),
-                resumed_thread: start.resume,
-                previous_totals: start.previous_totals,
-                notices: start.notices,
-                output_limit: DEFAULT_OUTPUT_LIMIT,
-            },
-            stream_text: prepared.stream_text,
+    let launch = Launch {
+        transport: prepared.config.transport,
+        program: &prepared.binary.path,
+        env,
+        workspace: &prepared.workspace,
+        message: &prepared.message,
+        images: &prepared.images,
+        sandbox: prepared.config.sandbox,
+        codex_model: prepared.model.codex_model.as_deref(),
+        extra_args: &prepared.config.extra_args,
+        resume: again.resume.as_deref(),
+        record,
+        echo_stderr: log::enabled(log::Level::Debug),
+        context: TurnContext {
+            model: prepared.model.plexum_id.clone(),
+            resumed_thread: start.resume,
+            previous_totals: start.previous_totals,
+            notices: start.notices,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
         },
-        &give_up,
-    );
+        stream_text: prepared.stream_text,
+    };
+    if let Some(error) = transport::refusal(&launch) {
+        return Ended::Turn(host.finish_with(error));
+    }
+    let spawned = transport::spawn(launch, &give_up);
     let (mut process, mut translator) = match spawned {
         Ok((process, translator, args)) => {
             log::debug!(
@@ -412,44 +537,39 @@ fn run_codex(
             );
             (process, translator)
         }
-        Err(error) => {
-            let error = TurnError::new(
-                ErrorCode::CodexNotFound,
-                format!(
-                    "cannot start codex at {}: {error}; set `binary` in the config to the absolute path of a working codex",
-                    prepared.binary.path.display()
-                ),
-            );
-            return Ended::Turn(finish_with(output, Event::Error(error)));
-        }
+        Err(error) => return Ended::Turn(host.finish_with(spawn_failed(&prepared.binary, error))),
     };
     log::debug!("codex started in {:?}", spawn_started.elapsed());
     let mut events = Vec::new();
+    let mut lines_seen = 0usize;
     let mut loop_end = pump(
         spawn_started,
         &mut process,
         &mut translator,
         &mut events,
-        output,
-        &prepared.workspace,
+        host,
         deadline,
+        &mut lines_seen,
     );
     // Codex's stdout ended: its exit (bounded by the same clock and
     // signals) tells why.
     if matches!(loop_end, LoopEnd::StreamClosed) {
         if let Err(stop) = wait_for_exit(&process, deadline) {
-            loop_end = LoopEnd::Stop(stop);
+            loop_end = LoopEnd::Stop(stop, Instant::now());
         }
     }
     let stream_end = match loop_end {
         LoopEnd::HostGone => {
             translator.interrupt(&process);
             process.finish();
-            log::info!("the host closed our stdout; codex was stopped");
+            log::info!("the host closed our stdout (or stopped reading); codex was stopped");
             return Ended::Turn(ExitCode::FAILURE);
         }
         LoopEnd::Terminal => {
+            // App-server ends when its stdin closes.
             translator.close();
+            // The terminal event is out and the lock released: the host may
+            // start its next turn while this codex exits.
             if !process.wait_for(EXIT_GRACE) {
                 log::warning!(
                     "codex did not exit within {EXIT_GRACE:?} of finishing its turn; stopping it"
@@ -458,7 +578,11 @@ fn run_codex(
             process.finish();
             return Ended::Turn(exit_code(translator.succeeded()));
         }
-        LoopEnd::Stop(error) => {
+        LoopEnd::Stop(error, stopped_at) => {
+            // The host gets a bounded time for the rest, counted from the
+            // stop, so a host that does not read cannot keep us here.
+            host.grace(stopped_at);
+            // App-server: the turn interrupted first, so codex stores it.
             translator.interrupt(&process);
             let status = process.stop();
             log::debug!("codex stopped: {status:?}");
@@ -471,30 +595,56 @@ fn run_codex(
                 process.finish();
                 return Ended::UnknownThread;
             }
-            // Not a clean exit, nor codex refusing its command line (clap
-            // exits 2): those would end the same way again.
-            if may_start_again
-                && translator.never_answered()
-                && !matches!(status, Ok(ref s) if s.success() || s.code() == Some(2))
-            {
+            if may_start_again && translator.never_answered() && facts.lost_database_race() {
                 process.finish();
-                return Ended::NeverAnswered(retry_start);
+                return Ended::NeverAnswered(again);
             }
-            closed_stream_end(status, &facts)
+            let silent = lines_seen == 0;
+            closed_stream_end(status, &facts, silent, &prepared.binary.path)
         }
     };
     translator.finish(stream_end, &mut events);
     // A host that went away gets no terminal event: it cannot read one.
-    let delivered = deliver(&mut events, output, &prepared.workspace, &translator);
+    let delivered = host.deliver_to_end(&mut events, &translator);
     process.finish();
     Ended::Turn(exit_code(delivered.is_ok() && translator.succeeded()))
 }
 
-/// Why codex's stdout ended without a terminal event, from how it exited
-/// and what it said on stderr.
+/// The terminal error for a codex that could not be started.
+fn spawn_failed(binary: &CodexBinary, error: SpawnError) -> TurnError {
+    let path = binary.path.display();
+    match error {
+        // Out of processes or memory: the same turn may well start later.
+        SpawnError::Exec(error) | SpawnError::Thread(error)
+            if matches!(error.raw_os_error(), Some(libc::EAGAIN) | Some(libc::ENOMEM)) =>
+        {
+            TurnError::new(
+                ErrorCode::CodexCrashed,
+                format!(
+                    "cannot start codex at {path}, or the threads that serve it: {error}; the system is out of processes or memory, retry when it has room"
+                ),
+            )
+        }
+        SpawnError::Thread(error) => TurnError::new(
+            ErrorCode::Internal,
+            format!("cannot start a thread to serve codex: {error}; codex was stopped"),
+        ),
+        SpawnError::Exec(error) => TurnError::new(
+            ErrorCode::CodexNotFound,
+            format!(
+                "cannot start codex at {path}: {error}; set `binary` in the config to the absolute path of a working codex"
+            ),
+        ),
+    }
+}
+
+/// Why codex's stdout ended without a terminal event, from how it exited,
+/// what it said on stderr, and whether it printed anything at all (`silent`).
 fn closed_stream_end(
     status: io::Result<std::process::ExitStatus>,
     facts: &child::StderrFacts,
+    silent: bool,
+    binary: &Path,
 ) -> StreamEnd {
     if facts.active_writer {
         let error = TurnError::new(
@@ -503,17 +653,84 @@ fn closed_stream_end(
         );
         return StreamEnd::Stopped(error.with_detail(facts.tail_text()));
     }
-    match status {
-        Ok(status) if status.success() => StreamEnd::Closed,
-        Ok(status) => StreamEnd::Crashed {
-            how: child::describe_exit(&status),
-            stderr_tail: facts.tail_text(),
-        },
-        Err(error) => StreamEnd::Crashed {
-            how: format!("could not be waited for ({error})"),
-            stderr_tail: facts.tail_text(),
-        },
+    let status = match status {
+        Ok(status) => status,
+        Err(error) => {
+            return StreamEnd::Crashed {
+                how: format!("could not be waited for ({error})"),
+                stderr_tail: facts.tail_text(),
+            }
+        }
+    };
+    if silent {
+        if let Some(error) = refused_to_start(&status, facts, binary) {
+            return StreamEnd::Stopped(error.with_detail(facts.tail_text()));
+        }
     }
+    if status.success() {
+        return StreamEnd::Closed;
+    }
+    StreamEnd::Crashed {
+        how: child::describe_exit(&status),
+        stderr_tail: facts.tail_text(),
+    }
+}
+
+/// Codex exited before printing a single line: it refused its command line
+/// (clap: exit 2, `error: …`), its config (`Error loading config.toml`), the
+/// workspace, or it is not codex at all. Running the same turn again would
+/// fail the same way, so these are `config` errors, not retryable ones
+/// (unless codex's own text names a cause that is, e.g. a refused login).
+fn refused_to_start(
+    status: &std::process::ExitStatus,
+    facts: &child::StderrFacts,
+    binary: &Path,
+) -> Option<TurnError> {
+    let lines: Vec<&str> = facts.tail.iter().map(String::as_str).collect();
+    if status.success() {
+        return Some(TurnError::new(
+            ErrorCode::Config,
+            format!(
+                "codex at {} exited without printing anything; check that `binary` in the config is the codex CLI",
+                binary.display()
+            ),
+        ));
+    }
+    if let Some(index) = lines
+        .iter()
+        .position(|line| line.contains("Error loading config"))
+    {
+        let cause = lines[index..]
+            .iter()
+            .take(3)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Some(TurnError::new(
+            ErrorCode::Config,
+            format!("codex cannot load its config.toml (in CODEX_HOME): {cause}; fix that file"),
+        ));
+    }
+    let clap = lines.iter().find(|line| line.starts_with("error:"));
+    if let (Some(2), Some(clap)) = (status.code(), clap) {
+        return Some(TurnError::new(
+            ErrorCode::Config,
+            format!(
+                "codex refused its command line ({clap}); check `extra_args` in the config against `codex exec --help` (`codex app-server --help` for the app-server transport)"
+            ),
+        ));
+    }
+    let said = lines.iter().find(|line| line.starts_with("Error"))?;
+    let error = classify_failure(said);
+    if error.code != ErrorCode::TurnFailed || error.retryable {
+        return Some(error);
+    }
+    Some(TurnError::new(
+        ErrorCode::Config,
+        format!(
+            "codex refused to start ({said}); check the config, the workspace path and CODEX_HOME"
+        ),
+    ))
 }
 
 /// Reads codex's lines until a terminal event, the end of its stdout, a
@@ -523,20 +740,22 @@ fn pump(
     process: &mut CodexProcess,
     translator: &mut Conversation,
     events: &mut Vec<Event>,
-    output: &mut Output<io::Stdout>,
-    workspace: &Path,
+    host: &mut Host,
     deadline: Instant,
+    lines_seen: &mut usize,
 ) -> LoopEnd {
     let give_up = || stop_reason(deadline).is_some();
-    let mut first_line = true;
+    host.output
+        .writer_mut()
+        .set_limits(WriteLimits::stoppable(Some(deadline)));
     loop {
         if let Some(stop) = stop_reason(deadline) {
-            return LoopEnd::Stop(stop);
+            return LoopEnd::Stop(stop, Instant::now());
         }
         let wait = deadline.saturating_duration_since(Instant::now()).min(TICK);
         let message = match process.lines.recv_timeout(wait) {
             Ok(message) => message,
-            Err(RecvTimeoutError::Timeout) => {
+            Err(RecvError::Timeout) => {
                 // Codex is silent: a host that went away would otherwise go
                 // unnoticed until the next event.
                 if stdout_closed() {
@@ -544,13 +763,14 @@ fn pump(
                 }
                 continue;
             }
-            Err(RecvTimeoutError::Disconnected) => return LoopEnd::StreamClosed,
+            Err(RecvError::Disconnected) => return LoopEnd::StreamClosed,
         };
         match message {
             StdoutMessage::Line(line) => {
-                if std::mem::take(&mut first_line) {
+                if *lines_seen == 0 {
                     log::debug!("codex's first line after {:?}", spawned.elapsed());
                 }
+                *lines_seen += 1;
                 let outcome = translator.line(&line, events, &give_up);
                 if log::enabled(log::Level::Debug) {
                     if let crate::exec::translate::LineOutcome::Ignored(kind) = &outcome {
@@ -558,19 +778,28 @@ fn pump(
                     }
                 }
             }
-            StdoutMessage::Oversized(length) => translator.oversized_line(length, events),
+            StdoutMessage::Oversized(length) => {
+                *lines_seen += 1;
+                translator.oversized_line(length, events)
+            }
             StdoutMessage::Failed(error) => {
-                return LoopEnd::Stop(TurnError::new(
+                let error = TurnError::new(
                     ErrorCode::Protocol,
                     format!(
                         "reading codex's output (or writing the --record file) failed: {error}"
                     ),
-                ));
+                );
+                return LoopEnd::Stop(error, Instant::now());
             }
             StdoutMessage::End => return LoopEnd::StreamClosed,
         }
-        if deliver(events, output, workspace, translator).is_err() {
-            return LoopEnd::HostGone;
+        match host.deliver(events, translator) {
+            Ok(()) => {}
+            Err(Undelivered::Stopped) => {
+                let stop = stop_reason(deadline).unwrap_or_else(timed_out);
+                return LoopEnd::Stop(stop, Instant::now());
+            }
+            Err(Undelivered::HostGone) => return LoopEnd::HostGone,
         }
         if translator.is_ended() {
             return LoopEnd::Terminal;
@@ -609,49 +838,130 @@ fn stop_reason(deadline: Instant) -> Option<TurnError> {
         return Some(signals::cancelled(signal, "codex was stopped"));
     }
     if Instant::now() >= deadline {
-        return Some(TurnError::new(
-            ErrorCode::Timeout,
-            "the turn ran past its time limit (--timeout or `timeout_secs`); codex was stopped",
-        ));
+        return Some(timed_out());
     }
     None
 }
 
-/// Writes the events out, keeping the session file current on the way:
-/// the thread is saved before `message_start` is shown, the new running
-/// totals before `message_end`.
-fn deliver(
-    events: &mut Vec<Event>,
-    output: &mut Output<io::Stdout>,
-    workspace: &Path,
-    translator: &Conversation,
-) -> io::Result<()> {
-    let mut pending_notice = None;
-    for event in events.drain(..) {
-        match &event {
+fn timed_out() -> TurnError {
+    TurnError::new(
+        ErrorCode::Timeout,
+        "the turn ran past its time limit (--timeout or `timeout_secs`); codex was stopped",
+    )
+}
+
+/// Why events could not all be written.
+enum Undelivered {
+    /// A stop (signal, deadline) came before the next line was begun; the
+    /// events not written are kept for the end of the turn.
+    Stopped,
+    /// The host is gone, or stopped reading in the middle of a line.
+    HostGone,
+}
+
+/// Where the turn's events go: the host's stdout, with the session file
+/// kept current on the way (the thread saved before `message_start` is
+/// shown, the new running totals before `message_end`) and the turn lock
+/// let go once the terminal event is all that is left to write.
+struct Host<'a> {
+    output: &'a mut Output<HostPipe>,
+    workspace: &'a Path,
+    lock: Option<TurnLock>,
+    /// Events not written yet, and whether the session was already saved
+    /// for each.
+    pending: VecDeque<(Event, bool)>,
+    /// The turn is being stopped: the host has its bounded time already.
+    graced: bool,
+}
+
+impl Host<'_> {
+    fn deliver(
+        &mut self,
+        events: &mut Vec<Event>,
+        translator: &Conversation,
+    ) -> Result<(), Undelivered> {
+        self.pending
+            .extend(events.drain(..).map(|event| (event, false)));
+        while let Some((event, saved)) = self.pending.pop_front() {
+            if !saved {
+                if let Some(notice) = self.save_session(&event, translator) {
+                    match event {
+                        // The notice follows message_start, precedes the end.
+                        Event::MessageStart { .. } => self.pending.push_front((notice, true)),
+                        _ => {
+                            self.pending.push_front((event, true));
+                            self.pending.push_front((notice, true));
+                            continue;
+                        }
+                    }
+                }
+            }
+            if event.is_terminal() {
+                // The session is saved: the lock goes just before the
+                // terminal event, so a host that starts the next turn when
+                // it reads that event always finds the lock free.
+                self.lock = None;
+            }
+            match self.output.emit(&event) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {
+                    self.pending.push_front((event, true));
+                    return Err(Undelivered::Stopped);
+                }
+                Err(_) => return Err(Undelivered::HostGone),
+            }
+        }
+        Ok(())
+    }
+
+    /// The last events of the turn. A stop that comes while they are written
+    /// only leaves the host a bounded time to take them.
+    fn deliver_to_end(
+        &mut self,
+        events: &mut Vec<Event>,
+        translator: &Conversation,
+    ) -> Result<(), Undelivered> {
+        match self.deliver(events, translator) {
+            Err(Undelivered::Stopped) if !self.graced => {
+                self.grace(Instant::now());
+                self.deliver(events, translator)
+            }
+            other => other,
+        }
+    }
+
+    /// From `from` on, writes only wait a bounded time for the host, once.
+    fn grace(&mut self, from: Instant) {
+        if !self.graced {
+            self.graced = true;
+            give_host_grace(self.output, from);
+        }
+    }
+
+    /// A lone terminal event: codex never ran.
+    fn finish_with(&mut self, error: TurnError) -> ExitCode {
+        self.grace(Instant::now());
+        finish_with(self.output, Event::Error(error))
+    }
+
+    /// Saves what `event` makes current; a notice when that failed.
+    fn save_session(&self, event: &Event, translator: &Conversation) -> Option<Event> {
+        let result = match event {
             // A resumed thread is already what the file holds.
             Event::MessageStart { session_id, .. } if !translator.resumed() => {
-                if let Err(error) = session::write(workspace, session_id, translator.baseline()) {
-                    pending_notice = Some(session_write_failed(workspace, &error));
-                }
+                session::write(self.workspace, session_id, translator.baseline())
             }
             Event::MessageEnd {
                 session_id,
                 thread_usage,
                 ..
-            } => {
-                if let Err(error) = session::write(workspace, session_id, Some(*thread_usage)) {
-                    output.emit(&session_write_failed(workspace, &error))?;
-                }
-            }
-            _ => {}
-        }
-        output.emit(&event)?;
-        if let Some(notice) = pending_notice.take() {
-            output.emit(&notice)?;
-        }
+            } => session::write(self.workspace, session_id, Some(*thread_usage)),
+            _ => return None,
+        };
+        result
+            .err()
+            .map(|error| session_write_failed(self.workspace, &error))
     }
-    Ok(())
 }
 
 fn session_write_failed(workspace: &Path, error: &io::Error) -> Event {
@@ -661,4 +971,44 @@ fn session_write_failed(workspace: &Path, error: &io::Error) -> Event {
     );
     log::warning!("{message}");
     Event::notice(NoticeLevel::Warning, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binary() -> CodexBinary {
+        CodexBinary {
+            path: PathBuf::from("/opt/codex"),
+            launcher: None,
+            launcher_env: Vec::new(),
+        }
+    }
+
+    /// Finding 13 of issue 10: out of processes is worth a retry, a missing
+    /// program is not; neither is a panic.
+    #[test]
+    fn a_codex_or_thread_that_cannot_start_is_classified() {
+        let limit = || io::Error::from_raw_os_error(libc::EAGAIN);
+        for error in [SpawnError::Thread(limit()), SpawnError::Exec(limit())] {
+            let error = spawn_failed(&binary(), error);
+            assert_eq!(error.code, ErrorCode::CodexCrashed);
+            assert!(error.retryable);
+        }
+        let missing = io::Error::from_raw_os_error(libc::ENOENT);
+        let error = spawn_failed(&binary(), SpawnError::Exec(missing));
+        assert_eq!(error.code, ErrorCode::CodexNotFound);
+        assert!(!error.retryable);
+    }
+
+    #[test]
+    fn an_absurd_timeout_makes_a_far_deadline_not_a_panic() {
+        let now = Instant::now();
+        let deadline = deadline_after(now, Duration::from_secs(u64::MAX));
+        assert_eq!(deadline, now + MAX_TIMEOUT);
+        assert_eq!(
+            deadline_after(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+    }
 }

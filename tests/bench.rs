@@ -8,7 +8,11 @@
 //! 3. Streaming latency: a fake codex prints a timestamped event every few
 //!    ms; the time until the adapter's matching event is on its stdout.
 //! 4. Start-up: `--version` and `models`, and the binary's size.
-//! 5. Transports, side by side with the real codex against the mock: the
+//! 5. A host that reads slowly: `turn` with a fake codex printing 100 MB
+//!    and 400 MB of agent messages at once (as many bytes of events), read
+//!    64 KiB at a time with a pause; the adapter's peak RSS must not grow
+//!    with the stream's length.
+//! 6. Transports, side by side with the real codex against the mock: the
 //!    time from spawn to the first `text_delta` on a reply streamed over
 //!    about 2 s, and the cost of a whole plain turn, exec vs app-server.
 //!
@@ -48,6 +52,9 @@ fn main() {
     }
     if wanted("startup") {
         verdicts.push(bench.startup());
+    }
+    if wanted("slow_host") {
+        verdicts.push(bench.slow_host());
     }
     if wanted("transports") {
         verdicts.extend(bench.transports());
@@ -548,6 +555,122 @@ impl Bench {
             ),
         )
     }
+}
+
+impl Bench {
+    fn slow_host(&self) -> (String, bool, String) {
+        println!("\n== 5. a host that reads slowly (turn, fake codex printing at once)");
+        let exe = std::env::current_exe().unwrap();
+        let mut peaks = Vec::new();
+        for megabytes in [100u64, 400] {
+            let path = self.dir.join(format!("slow-{megabytes}.jsonl"));
+            let bytes = write_message_stream(&path, megabytes * 1_000_000);
+            let config = self.config(
+                &format!("slow-{megabytes}"),
+                &exe,
+                serde_json::json!({ FAKE_STREAM: path }),
+            );
+            let workspace = self.workspace(&format!("slow-{megabytes}"));
+            let started = Instant::now();
+            let mut child = self
+                .turn(&config, &workspace, "flood")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let peak = peak_hwm(child.id());
+            let mut stdout = child.stdout.take().unwrap();
+            let mut chunk = vec![0u8; 64 * 1024];
+            let mut read = 0u64;
+            let mut last = Vec::new();
+            loop {
+                let n = stdout.read(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                read += n as u64;
+                last = chunk[..n].to_vec();
+                // Slower than the adapter can translate: the pipe stays full.
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            // Not wait4's figure: that includes the fake codex, which holds
+            // the whole stream in memory.
+            let rss = peak.join().unwrap();
+            let (elapsed, _) = wait_rss(child.id(), started);
+            std::mem::forget(child);
+            let ended = String::from_utf8_lossy(&last).contains("\"message_end\"");
+            println!(
+                "{:.0} MB stream read at {:.0} MB/s: {:.0} MB of events, peak RSS {:.1} MiB, message_end last: {ended}",
+                bytes as f64 / 1e6,
+                read as f64 / 1e6 / elapsed.as_secs_f64(),
+                read as f64 / 1e6,
+                rss as f64 / 1024.0
+            );
+            peaks.push(rss as f64);
+            let _ = std::fs::remove_file(&path);
+        }
+        let (small, large) = (peaks[0], peaks[1]);
+        let flat = large <= small * 1.25 + 4096.0;
+        println!(
+            "peak RSS at 4× the stream length: {:.2}× (flat: {flat})",
+            large / small
+        );
+        (
+            String::from("slow host: flat memory"),
+            flat,
+            format!("RSS {:.1} → {:.1} MiB", small / 1024.0, large / 1024.0),
+        )
+    }
+}
+
+/// A codex stream of about `target` bytes of 1 KB agent messages: its
+/// events are as large as the stream itself.
+fn write_message_stream(path: &Path, target: u64) -> u64 {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut written = 0u64;
+    let mut put = |line: &str, written: &mut u64| {
+        file.write_all(line.as_bytes()).unwrap();
+        file.write_all(b"\n").unwrap();
+        *written += line.len() as u64 + 1;
+    };
+    put(
+        r#"{"type":"thread.started","thread_id":"01a20bef-77e0-7061-a52a-e86d8a4aaf20"}"#,
+        &mut written,
+    );
+    let text = "words of an answer ".repeat(1000 / 19);
+    let message = format!(
+        r#"{{"type":"item.completed","item":{{"id":"m","type":"agent_message","text":"{text}"}}}}"#
+    );
+    while written < target {
+        put(&message, &mut written);
+    }
+    put(
+        r#"{"type":"turn.completed","usage":{"input_tokens":1,"cached_input_tokens":0,"output_tokens":1,"reasoning_output_tokens":0}}"#,
+        &mut written,
+    );
+    file.flush().unwrap();
+    written
+}
+
+/// The peak RSS (VmHWM, KiB) of `pid` itself, sampled until it exits.
+fn peak_hwm(pid: u32) -> std::thread::JoinHandle<i64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            let Some(hwm) = status.lines().find_map(|line| line.strip_prefix("VmHWM:")) else {
+                break; // a zombie
+            };
+            let kib = hwm
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            peak = peak.max(kib);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        peak
+    })
 }
 
 /// Waits for a child with wait4, returning wall time and peak RSS (KiB).

@@ -14,7 +14,6 @@
 
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::process::ChildStdin;
 use std::time::Duration;
 
@@ -28,14 +27,14 @@ use crate::config::Sandbox;
 /// What the turn asks of codex.
 #[derive(Debug, Clone)]
 pub struct TurnPlan {
-    /// The workspace, absolute.
-    pub cwd: PathBuf,
+    /// The workspace, absolute (JSON carries UTF-8 paths only).
+    pub cwd: String,
     pub sandbox: Sandbox,
     pub codex_model: Option<String>,
     pub resume: Option<String>,
     pub message: String,
     /// Absolute paths.
-    pub images: Vec<PathBuf>,
+    pub images: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,12 +358,12 @@ mod tests {
 
     fn plan(resume: Option<&str>) -> TurnPlan {
         TurnPlan {
-            cwd: PathBuf::from("/ws"),
+            cwd: String::from("/ws"),
             sandbox: Sandbox::Bypass,
             codex_model: None,
             resume: resume.map(String::from),
             message: String::from("--help me"),
-            images: vec![PathBuf::from("/img/a,b.png")],
+            images: vec![String::from("/img/a,b.png")],
         }
     }
 

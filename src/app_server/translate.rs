@@ -84,6 +84,33 @@ impl Translator {
         self.turn.oversized_line(length, out);
     }
 
+    /// After the terminal event: whether `line` begins another turn of the
+    /// same recording (`--record` appends; each app-server process begins
+    /// with the answer to `initialize`). If so the run goes on with it:
+    /// its own usage, messages after the earlier turns' text.
+    pub fn begins_next_turn(&mut self, line: &[u8]) -> bool {
+        if !self.turn.is_ended() {
+            return false;
+        }
+        let next = matches!(
+            Message::parse(trim_ascii_whitespace(line)),
+            Ok(Message::Response {
+                id: request_id::INITIALIZE,
+                outcome: Ok(_)
+            })
+        );
+        if next {
+            self.turn.reopen();
+            self.turn_id = None;
+            self.usage = Usage::default();
+            self.thread_usage = None;
+            self.held_error = None;
+            self.replaced_stale = false;
+            self.messages.retain(|m| m.completed);
+        }
+        next
+    }
+
     /// Translates one line of codex's stdout (without or with its `\n`).
     pub fn line(&mut self, line: &[u8], out: &mut Vec<Event>) -> LineOutcome {
         if self.turn.is_ended() {

@@ -12,22 +12,27 @@ use serde_json::Value;
 ///
 /// A flat struct rather than an internally tagged enum: serde deserializes
 /// it in one pass without buffering the line (multi-MB command outputs).
+/// Only `type` must be well-formed: every other field is a `Value` read
+/// leniently, so an odd payload (a negative token count, a null message)
+/// never decides whether `turn.completed` or `turn.failed` is recognised.
 #[derive(Debug, Deserialize)]
 struct RawEvent {
     #[serde(rename = "type")]
     kind: String,
-    thread_id: Option<String>,
+    #[serde(default)]
+    thread_id: Value,
     item: Option<Value>,
-    usage: Option<CodexUsage>,
-    error: Option<FailurePayload>,
-    message: Option<String>,
+    #[serde(default)]
+    usage: Value,
+    #[serde(default)]
+    error: Value,
+    #[serde(default)]
+    message: Value,
 }
 
-#[derive(Debug, Deserialize)]
-struct FailurePayload {
-    #[serde(default)]
-    message: String,
-}
+/// serde_json refuses values nested deeper than this (its recursion limit
+/// is 128); deeper parts of a line are replaced before it is parsed again.
+const MAX_DEPTH: usize = 100;
 
 /// A codex event, by type.
 #[derive(Debug)]
@@ -55,11 +60,19 @@ pub enum CodexEvent {
 
 impl CodexEvent {
     pub fn parse(line: &[u8]) -> Result<CodexEvent, serde_json::Error> {
-        let raw: RawEvent = serde_json::from_slice(line)?;
+        let raw: RawEvent = match serde_json::from_slice(line) {
+            Ok(raw) => raw,
+            // E.g. an MCP tool's result nested 200 deep: the event is still
+            // the event, with the too-deep part replaced by a marker.
+            Err(error) if error.to_string().starts_with("recursion limit exceeded") => {
+                serde_json::from_slice(&shallow(line, MAX_DEPTH))?
+            }
+            Err(error) => return Err(error),
+        };
         let event = match raw.kind.as_str() {
             "thread.started" => match raw.thread_id {
-                Some(thread_id) => CodexEvent::ThreadStarted { thread_id },
-                None => CodexEvent::Unknown(raw.kind),
+                Value::String(thread_id) => CodexEvent::ThreadStarted { thread_id },
+                _ => CodexEvent::Unknown(raw.kind),
             },
             "turn.started" => CodexEvent::TurnStarted,
             "item.started" | "item.updated" | "item.completed" => {
@@ -73,13 +86,19 @@ impl CodexEvent {
                 }
             }
             "turn.completed" => CodexEvent::TurnCompleted {
-                usage: raw.usage.unwrap_or_default(),
+                usage: CodexUsage::from_value(&raw.usage),
             },
             "turn.failed" => CodexEvent::TurnFailed {
-                message: raw.error.map(|e| e.message).unwrap_or_default(),
+                message: match raw.error.get("message") {
+                    Some(Value::String(message)) => message.clone(),
+                    _ => String::new(),
+                },
             },
             "error" => CodexEvent::Error {
-                message: raw.message.unwrap_or_default(),
+                message: match raw.message {
+                    Value::String(message) => message,
+                    _ => String::new(),
+                },
             },
             _ => CodexEvent::Unknown(raw.kind),
         };
@@ -88,8 +107,7 @@ impl CodexEvent {
 }
 
 /// `turn.completed.usage`: running totals of the whole thread.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CodexUsage {
     pub input_tokens: u64,
     pub cached_input_tokens: u64,
@@ -97,6 +115,91 @@ pub struct CodexUsage {
     pub cache_write_input_tokens: u64,
     pub output_tokens: u64,
     pub reasoning_output_tokens: u64,
+}
+
+impl CodexUsage {
+    /// Read leniently: a field that is not a non-negative integer (codex's
+    /// own type is signed; a float, null, a string, beyond u64) counts as 0,
+    /// with a debug log, and the turn still completes.
+    pub fn from_value(usage: &Value) -> CodexUsage {
+        let field = |name: &str| {
+            match usage.get(name) {
+            // Older versions lack some fields (cache writes before 0.145).
+            None => 0,
+            Some(value) => value.as_u64().unwrap_or_else(|| {
+                crate::log::debug!(
+                    "codex's usage field {name} is {value}, not a non-negative integer; counted as 0"
+                );
+                0
+            }),
+        }
+        };
+        if !usage.is_object() && !usage.is_null() {
+            crate::log::debug!("codex's usage is {usage}, not an object; counted as 0");
+        }
+        CodexUsage {
+            input_tokens: field("input_tokens"),
+            cached_input_tokens: field("cached_input_tokens"),
+            cache_write_input_tokens: field("cache_write_input_tokens"),
+            output_tokens: field("output_tokens"),
+            reasoning_output_tokens: field("reasoning_output_tokens"),
+        }
+    }
+}
+
+/// `line` with every array or object nested deeper than `max` replaced by
+/// the string "[nested too deep]"; bytes inside strings are left alone.
+fn shallow(line: &[u8], max: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len());
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    // The depth at which a too-deep value began; its bytes are dropped.
+    let mut skipping: Option<usize> = None;
+    for &byte in line {
+        let keep = skipping.is_none();
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+            if keep {
+                out.push(byte);
+            }
+            continue;
+        }
+        match byte {
+            b'"' => {
+                in_string = true;
+                if keep {
+                    out.push(byte);
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if keep && depth > max {
+                    skipping = Some(depth);
+                    out.extend_from_slice(b"\"[nested too deep]\"");
+                } else if keep {
+                    out.push(byte);
+                }
+            }
+            b']' | b'}' => {
+                if skipping == Some(depth) {
+                    skipping = None;
+                } else if keep {
+                    out.push(byte);
+                }
+                depth = depth.saturating_sub(1);
+            }
+            _ if keep => out.push(byte),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// An item of `item.started` / `item.updated` / `item.completed`.
@@ -227,8 +330,11 @@ impl Item {
             _ => {
                 let id = take_string(&mut item, "id");
                 let status = item.get("status").and_then(Value::as_str).map(String::from);
+                // The tool's input is what is left: not its id, type or status.
                 if let Some(fields) = item.as_object_mut() {
-                    fields.remove("status");
+                    for key in ["id", "type", "status"] {
+                        fields.remove(key);
+                    }
                 }
                 Item::Other {
                     id,

@@ -95,6 +95,9 @@ enum State {
 struct OpenTool {
     id: String,
     kind: ToolKind,
+    /// A `tool_call` not shown yet: a web search codex names only when it
+    /// completes (`item.started` has `query: ""`, action `other`).
+    unshown_call: Option<Event>,
 }
 
 impl Translator {
@@ -141,6 +144,29 @@ impl Translator {
         self.previous_totals
     }
 
+    /// After the terminal event: whether `line` begins another turn of the
+    /// same recording (`--record` appends every turn to one file). If so
+    /// the translator goes on with that turn as part of the same run, and
+    /// the caller drops the terminal event it held back.
+    pub fn begins_next_turn(&mut self, line: &[u8]) -> bool {
+        if self.state != State::Ended {
+            return false;
+        }
+        let next = matches!(
+            CodexEvent::parse(trim_ascii_whitespace(line)),
+            Ok(CodexEvent::ThreadStarted { .. } | CodexEvent::TurnStarted)
+        );
+        if next {
+            self.state = match self.session_id {
+                Some(_) => State::Running,
+                None => State::AwaitingThread,
+            };
+            self.succeeded = false;
+            self.held_error = None;
+        }
+        next
+    }
+
     /// A line over the reader's cap was skipped; the host hears of it.
     pub fn oversized_line(&mut self, length: usize, out: &mut Vec<Event>) {
         if self.state == State::Ended {
@@ -172,9 +198,15 @@ impl Translator {
         match event {
             CodexEvent::TurnFailed { message } => {
                 let held = self.held_error.take();
-                let message = match (message.is_empty(), held) {
-                    (true, Some(held)) => held,
-                    _ => message,
+                let message = match held {
+                    // The echo of the failure: folded into it.
+                    Some(held) if message.is_empty() || held.trim() == message.trim() => held,
+                    // Another error came first: the host sees it too.
+                    Some(held) => {
+                        self.emit(Event::notice(NoticeLevel::Warning, held), out);
+                        message
+                    }
+                    None => message,
                 };
                 self.end_with(classify_failure(&message), out);
                 LineOutcome::Handled
@@ -204,7 +236,14 @@ impl Translator {
         }
         let held = self.held_error.take();
         let error = match end {
-            StreamEnd::Stopped(error) => error,
+            // The adapter's own reason ends the turn; codex's last error
+            // (perhaps the real cause, e.g. a 401) is not lost.
+            StreamEnd::Stopped(error) => {
+                if let Some(held) = held {
+                    self.emit(Event::notice(NoticeLevel::Warning, held), out);
+                }
+                error
+            }
             StreamEnd::Crashed { how, stderr_tail } => {
                 let mut message = format!("codex {how} before finishing the turn");
                 if let Some(held) = held {
@@ -309,9 +348,18 @@ impl Translator {
             reasoning_tokens: usage.reasoning_output_tokens,
         };
         let turn_usage = match &self.previous_totals {
-            // A total below the previous one (two writers on codex 0.135)
-            // counts from zero; the new total becomes the baseline.
-            Some(previous) => thread_usage.since(previous).unwrap_or(thread_usage),
+            Some(previous) => {
+                let (usage, backwards) = thread_usage.since(previous);
+                if !backwards.is_empty() {
+                    // The new total is kept as the baseline all the same.
+                    let message = format!(
+                        "codex's running usage total went backwards for {} (codex downgraded, or another process wrote the thread); counted as 0 for this turn",
+                        backwards.join(", ")
+                    );
+                    self.emit(Event::notice(NoticeLevel::Warning, message), out);
+                }
+                usage
+            }
             None => thread_usage,
         };
         self.close_open_tools(out);
@@ -343,12 +391,21 @@ impl Translator {
                 if self.open_tools.iter().any(|open| open.id == tool.id) {
                     return;
                 }
-                self.open_tools.push(OpenTool {
-                    id: tool.id.clone(),
-                    kind: tool.kind,
-                });
+                let unnamed_search =
+                    tool.kind == ToolKind::WebSearch && tool.input["query"].as_str() == Some("");
+                let (id, kind) = (tool.id.clone(), tool.kind);
                 let (call, _) = tool.into_events(self.context.output_limit);
-                self.emit(call, out);
+                let unshown_call = if unnamed_search {
+                    Some(call)
+                } else {
+                    self.emit(call, out);
+                    None
+                };
+                self.open_tools.push(OpenTool {
+                    id,
+                    kind,
+                    unshown_call,
+                });
             }
         }
     }
@@ -379,12 +436,14 @@ impl Translator {
                 };
                 let open = self.open_tools.iter().position(|open| open.id == tool.id);
                 let (call, result) = tool.into_events(self.context.output_limit);
-                match open {
-                    Some(index) => {
-                        self.open_tools.remove(index);
-                    }
+                let shown = match open {
+                    Some(index) => self.open_tools.remove(index).unshown_call.is_none(),
                     // Completed without a start (some item types, some versions).
-                    None => self.emit(call, out),
+                    None => false,
+                };
+                // Shown now, with what the completed item says.
+                if !shown {
+                    self.emit(call, out);
                 }
                 self.emit(result, out);
             }
@@ -393,6 +452,9 @@ impl Translator {
 
     fn close_open_tools(&mut self, out: &mut Vec<Event>) {
         for tool in std::mem::take(&mut self.open_tools) {
+            if let Some(call) = tool.unshown_call {
+                self.emit(call, out);
+            }
             let result = Event::ToolResult {
                 id: tool.id,
                 kind: tool.kind,

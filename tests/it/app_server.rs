@@ -397,7 +397,8 @@ echo '{{"id":3,"result":{{"turn":{{"id":"U"}}}}}}'
         ("killed", "kill -KILL $$", "codex_crashed"),
         ("silent-exit-0", "exit 0", "protocol"),
         ("closed-stdout-hangs", "exec >&-; sleep 60", "timeout"),
-        ("never-initialized", "exit 0", "protocol"),
+        // Nothing printed at all: not codex, as with exec.
+        ("never-initialized", "exit 0", "config"),
     ];
     for (name, rest, code) in cases {
         let dir = crate::support::scratch(&format!("as-broken-{name}"));

@@ -14,7 +14,10 @@ use crate::support::{run, spawn, Run, World};
 
 /// Reads the adapter's stdout until an event of `kind` arrives; returns
 /// the lines read and the rest of the reader.
-fn read_until(child: &mut Child, kind: &str) -> (Vec<Value>, BufReader<std::process::ChildStdout>) {
+pub(crate) fn read_until(
+    child: &mut Child,
+    kind: &str,
+) -> (Vec<Value>, BufReader<std::process::ChildStdout>) {
     let stdout = child.stdout.take().unwrap();
     let mut reader = BufReader::new(stdout);
     let mut events = Vec::new();
@@ -34,7 +37,7 @@ fn read_until(child: &mut Child, kind: &str) -> (Vec<Value>, BufReader<std::proc
 }
 
 /// The rest of the run: remaining stdout, then the exit and stderr.
-fn finish(
+pub(crate) fn finish(
     child: Child,
     mut reader: BufReader<std::process::ChildStdout>,
     mut earlier: Vec<Value>,
@@ -51,7 +54,7 @@ fn finish(
     })
 }
 
-fn send_signal(child: &Child, signal: i32) {
+pub(crate) fn send_signal(child: &Child, signal: i32) {
     // SAFETY: plain syscall on our own unreaped child.
     unsafe {
         libc::kill(child.id() as i32, signal);
@@ -60,7 +63,7 @@ fn send_signal(child: &Child, signal: i32) {
 
 /// Live processes (not zombies) whose working directory is `dir` or whose
 /// command line holds `marker`.
-fn processes(dir: Option<&Path>, marker: Option<&str>) -> Vec<String> {
+pub(crate) fn processes(dir: Option<&Path>, marker: Option<&str>) -> Vec<String> {
     let dir = dir.map(|d| std::fs::canonicalize(d).unwrap());
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -91,7 +94,7 @@ fn processes(dir: Option<&Path>, marker: Option<&str>) -> Vec<String> {
 }
 
 /// Waits (generously) for processes to disappear; returns the survivors.
-fn survivors(dir: Option<&Path>, marker: Option<&str>) -> Vec<String> {
+pub(crate) fn survivors(dir: Option<&Path>, marker: Option<&str>) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left = processes(dir, marker);
@@ -106,7 +109,9 @@ fn survivors(dir: Option<&Path>, marker: Option<&str>) -> Vec<String> {
 fn a_silent_provider_ends_in_timeout() {
     let world = World::new("timeout");
     let started = Instant::now();
-    let run = world.turn_with(&["--timeout", "2"], "mock:hang", None);
+    // Long enough for codex to name its thread on a loaded machine (the
+    // deadline counts from the start of `turn`).
+    let run = world.turn_with(&["--timeout", "5"], "mock:hang", None);
     assert_eq!(run.error_code(), "timeout", "{}", run.stdout);
     assert_eq!(run.terminal()["retryable"], true);
     assert!(
@@ -530,7 +535,7 @@ fn a_missing_or_unusable_binary_says_what_was_tried() {
 }
 
 /// A fake codex: a shell script standing in for the binary.
-fn fake_codex(name: &str, script: &str) -> World {
+pub(crate) fn fake_codex(name: &str, script: &str) -> World {
     let dir = crate::support::scratch(&format!("fake-{name}"));
     let path: PathBuf = dir.join("fake-codex");
     std::fs::write(&path, format!("#!/bin/sh\ncat > /dev/null\n{script}\n")).unwrap();
@@ -539,9 +544,9 @@ fn fake_codex(name: &str, script: &str) -> World {
     World::with_config(name, |_| json!({ "binary": path }))
 }
 
-const THREAD: &str =
+pub(crate) const THREAD: &str =
     r#"{"type":"thread.started","thread_id":"01a20bef-77e0-7061-a52a-e86d8a4aaf20"}"#;
-const DONE: &str = r#"{"type":"turn.completed","usage":{"input_tokens":1,"cached_input_tokens":0,"output_tokens":1,"reasoning_output_tokens":0}}"#;
+pub(crate) const DONE: &str = r#"{"type":"turn.completed","usage":{"input_tokens":1,"cached_input_tokens":0,"output_tokens":1,"reasoning_output_tokens":0}}"#;
 
 #[test]
 fn broken_codex_output_ends_with_the_right_code() {
@@ -628,10 +633,14 @@ fn a_100_mib_line_and_a_stderr_flood_keep_memory_bounded() {
     assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
 }
 
-/// Samples a process's own peak RSS (VmHWM, KiB) until it is gone. Not
-/// wait4's ru_maxrss: that counts the forked copy of this big test
-/// process before exec.
-fn peak_rss_sampler(pid: u32) -> std::thread::JoinHandle<u64> {
+/// Past this, a memory test has failed already: the sampler kills the
+/// adapter before a broken build (growing without end) can hurt the machine.
+const RSS_GUARD_KIB: u64 = 256 * 1024;
+
+/// Samples a process's own peak RSS (VmHWM, KiB) until it is gone, killing
+/// it past [`RSS_GUARD_KIB`]. Not wait4's ru_maxrss: that counts the forked
+/// copy of this big test process before exec.
+pub(crate) fn peak_rss_sampler(pid: u32) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         let mut peak = 0;
         while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
@@ -644,6 +653,11 @@ fn peak_rss_sampler(pid: u32) -> std::thread::JoinHandle<u64> {
                 .parse()
                 .unwrap_or(0);
             peak = peak.max(kib);
+            if peak > RSS_GUARD_KIB {
+                // SAFETY: plain syscall on the test's own unreaped child.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                break;
+            }
             std::thread::sleep(Duration::from_millis(2));
         }
         peak

@@ -8,6 +8,7 @@ mod app_server;
 mod e2e;
 mod faults;
 mod golden;
+mod hosts;
 mod operator;
 mod record;
 mod support;

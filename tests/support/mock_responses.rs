@@ -6,7 +6,9 @@
 //! Scenarios (the word anywhere in the message):
 //! - none: one message echoing the user's text;
 //! - `mock:multi` two messages; `mock:reason` a reasoning summary first;
-//!   `mock:websearch` a web search, then a message; `mock:mcp` a call of
+//!   `mock:websearch` a web search, then a message (`mock:websearchlive`
+//!   announces the search first, in progress and without its query, as the
+//!   real API does); `mock:mcp` a call of
 //!   the `say` tool of the MCP server `echo` (tests/mcp_echo.rs);
 //! - `mock:tool` one `exec_command` call, then an answer; `mock:tool2` two;
 //!   `mock:toolfail` a failing command; `mock:exec CMD` runs CMD (to the end
@@ -266,6 +268,7 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
 
     let mut items: Vec<Value> = Vec::new();
     let mut pacing = Pacing::AllAtOnce;
+    let mut announce_searches = false;
     match scenario.as_str() {
         "e401" => {
             let body = json!({"error": {"message": "Incorrect API key provided: sk-mock.", "type": "invalid_request_error", "code": "invalid_api_key"}});
@@ -369,7 +372,8 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
                 items.push(message_item(&id, 1, &format!("the tool said: {output}")));
             }
         }
-        "websearch" => {
+        "websearch" | "websearchlive" => {
+            announce_searches = scenario == "websearchlive";
             items.push(json!({"type": "web_search_call", "id": format!("ws_{response_number}"), "status": "completed",
                               "action": {"type": "search", "query": "lexopt argument parser"}}));
             items.push(message_item(&id, 1, "Found it."));
@@ -415,6 +419,13 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
 
     let mut events = vec![json!({"type": "response.created", "response": {"id": id}})];
     for (index, item) in items.into_iter().enumerate() {
+        if announce_searches && item["type"] == "web_search_call" {
+            let started =
+                json!({"type": "web_search_call", "id": item["id"], "status": "in_progress"});
+            events.push(
+                json!({"type": "response.output_item.added", "output_index": index, "item": started}),
+            );
+        }
         if pacing != Pacing::AllAtOnce {
             if let Some(text) = item.pointer("/content/0/text").and_then(Value::as_str) {
                 // Codex streams a message's deltas only once the item was

@@ -92,18 +92,184 @@ fn usage_is_this_turn_and_thread_usage_the_total() {
     assert_eq!(thread_usage.input_tokens, 100);
 }
 
+/// Finding 6 of issue 10: one field going backwards (codex 0.169 → 0.135
+/// reports no cache writes) no longer bills the whole thread as this turn.
 #[test]
-fn a_total_that_goes_backwards_counts_from_zero() {
+fn a_field_that_goes_backwards_is_clamped_alone_with_a_notice() {
     let mut context = context();
     context.previous_totals = Some(Usage {
-        input_tokens: 500,
+        input_tokens: 60,
+        cache_write_tokens: 7,
+        output_tokens: 5,
         ..Usage::default()
     });
     let events = run(context, &[THREAD, DONE], StreamEnd::Closed);
-    let Event::MessageEnd { usage, .. } = events.last().unwrap() else {
+    assert_eq!(types(&events), ["message_start", "notice", "message_end"]);
+    let Event::Notice { message, .. } = &events[1] else {
         panic!()
     };
-    assert_eq!(usage.input_tokens, 100);
+    assert!(message.contains("cache_write_tokens"), "{message}");
+    let Event::MessageEnd {
+        usage,
+        thread_usage,
+        ..
+    } = events.last().unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(usage.input_tokens, 40);
+    assert_eq!(usage.output_tokens, 15);
+    assert_eq!(usage.cache_write_tokens, 0);
+    assert_eq!(thread_usage.cache_write_tokens, 3, "the new total is kept");
+}
+
+/// Finding 7: an ill-typed number never makes a finished turn unreadable.
+#[test]
+fn odd_usage_numbers_count_as_zero_and_the_turn_completes() {
+    for odd in [
+        "-5",
+        "1.5",
+        "null",
+        "\"12\"",
+        "18446744073709551616",
+        "[1]",
+        "{}",
+    ] {
+        let done = format!(
+            r#"{{"type":"turn.completed","usage":{{"input_tokens":{odd},"cached_input_tokens":1,"output_tokens":2,"reasoning_output_tokens":0}}}}"#
+        );
+        let events = run(context(), &[THREAD, &done], StreamEnd::Closed);
+        let Some(Event::MessageEnd { usage, .. }) = events.last() else {
+            panic!("{odd}: {events:?}")
+        };
+        assert_eq!((usage.input_tokens, usage.output_tokens), (0, 2), "{odd}");
+    }
+    for usage in ["null", "\"lots\"", "7", "[]"] {
+        let done = format!(r#"{{"type":"turn.completed","usage":{usage}}}"#);
+        let events = run(context(), &[THREAD, &done], StreamEnd::Closed);
+        assert!(
+            matches!(events.last(), Some(Event::MessageEnd { .. })),
+            "{usage}"
+        );
+    }
+    // The same for turn.failed: its payload does not decide what it is.
+    for error in ["null", "5", r#"{"message":7}"#, r#""text""#] {
+        let failed = format!(r#"{{"type":"turn.failed","error":{error}}}"#);
+        let events = run(context(), &[THREAD, &failed], StreamEnd::Closed);
+        let Some(Event::Error(error)) = events.last() else {
+            panic!()
+        };
+        assert_eq!(error.code, ErrorCode::TurnFailed, "{error:?}");
+    }
+}
+
+/// Finding 9: a held codex `error` is not lost when the turn ends otherwise.
+#[test]
+fn a_held_error_is_kept_on_timeout_and_before_a_different_failure() {
+    let timeout = TurnError::new(ErrorCode::Timeout, "too slow");
+    let events = run(context(), &[THREAD, FATAL], StreamEnd::Stopped(timeout));
+    assert_eq!(types(&events), ["message_start", "notice", "error"]);
+    let Event::Notice { message, .. } = &events[1] else {
+        panic!()
+    };
+    assert!(message.contains("401"), "{message}");
+
+    let other = r#"{"type":"turn.failed","error":{"message":"stream disconnected"}}"#;
+    let events = run(context(), &[THREAD, FATAL, other], StreamEnd::Closed);
+    assert_eq!(types(&events), ["message_start", "notice", "error"]);
+    // The same text is folded, not repeated.
+    let events = run(context(), &[THREAD, FATAL, FAILED], StreamEnd::Closed);
+    assert_eq!(types(&events), ["message_start", "error"]);
+}
+
+/// Finding 10: codex may name the query only when the search completes.
+#[test]
+fn a_web_search_shows_the_query_of_the_completed_item() {
+    let started = r#"{"type":"item.started","item":{"id":"item_1","type":"web_search","id":"ws_1","query":"","action":{"type":"other"}}}"#;
+    let completed = r#"{"type":"item.completed","item":{"id":"item_1","type":"web_search","id":"ws_1","query":"rust lexopt","action":{"type":"search","query":"rust lexopt"}}}"#;
+    let events = run(
+        context(),
+        &[THREAD, started, completed, DONE],
+        StreamEnd::Closed,
+    );
+    assert_eq!(
+        types(&events),
+        ["message_start", "tool_call", "tool_result", "message_end"]
+    );
+    let Event::ToolCall { input, .. } = &events[1] else {
+        panic!()
+    };
+    assert_eq!(input["query"], "rust lexopt");
+    assert_eq!(input["action"]["type"], "search");
+    // Never completed: the call is still shown, then closed as failed.
+    let events = run(context(), &[THREAD, started], StreamEnd::Closed);
+    assert_eq!(
+        types(&events),
+        ["message_start", "tool_call", "tool_result", "error"]
+    );
+}
+
+/// Finding 13: an unknown item type's input carries no leftover nulls.
+#[test]
+fn an_unknown_item_types_input_is_its_own_fields() {
+    let item = r#"{"type":"item.completed","item":{"id":"item_4","type":"collab_tool_call","status":"completed","tool":"spawn","prompt":"go"}}"#;
+    let events = run(context(), &[THREAD, item, DONE], StreamEnd::Closed);
+    let Event::ToolCall { name, input, .. } = &events[1] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(name, "collab_tool_call");
+    assert_eq!(input, &json!({"tool": "spawn", "prompt": "go"}));
+}
+
+/// Finding 13: an MCP result nested deeper than serde's recursion limit is
+/// still a completed tool.
+#[test]
+fn an_mcp_result_nested_too_deep_is_still_completed() {
+    let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+    let item = format!(
+        r#"{{"type":"item.completed","item":{{"id":"item_5","type":"mcp_tool_call","server":"s","tool":"t","arguments":{{"a":"[{{"}},"result":{{"content":[{{"type":"text","text":"ok ]}}"}}],"structured_content":{deep}}},"error":null,"status":"completed"}}}}"#
+    );
+    let events = run(context(), &[THREAD, &item, DONE], StreamEnd::Closed);
+    assert_eq!(
+        types(&events),
+        ["message_start", "tool_call", "tool_result", "message_end"]
+    );
+    let Event::ToolResult { status, output, .. } = &events[2] else {
+        panic!()
+    };
+    assert_eq!(*status, ToolStatus::Completed);
+    assert_eq!(output, "ok ]}");
+    let Event::ToolCall { input, .. } = &events[1] else {
+        panic!()
+    };
+    assert_eq!(input["arguments"]["a"], "[{", "strings are left alone");
+}
+
+/// Finding 11: a recording of two turns goes on after the first terminal.
+#[test]
+fn a_new_turn_after_the_end_goes_on_in_the_same_run() {
+    let mut translator = Translator::new(context());
+    let mut out = Vec::new();
+    for line in [THREAD, TURN, MESSAGE, DONE] {
+        translator.line(line.as_bytes(), &mut out);
+    }
+    assert!(translator.is_ended());
+    assert!(!translator.begins_next_turn(MESSAGE.as_bytes()));
+    assert!(translator.begins_next_turn(THREAD.as_bytes()));
+    for line in [THREAD, TURN, MESSAGE, DONE] {
+        translator.line(line.as_bytes(), &mut out);
+    }
+    assert_eq!(
+        types(&out),
+        [
+            "message_start",
+            "text_delta",
+            "message_end",
+            "text_delta",
+            "message_end"
+        ]
+    );
+    assert!(translator.succeeded());
 }
 
 #[test]
