@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::child::{CodexProcess, StdoutMessage};
 use crate::event::Event;
-use crate::exec::translate::{LineOutcome, StreamEnd, TurnContext};
 use crate::line_queue::RecvError;
+use crate::translate::{LineOutcome, StreamEnd, TurnContext};
 use message::Message;
 use rpc::{Conversation, RpcWriter, TurnPlan};
 use translate::Translator;

@@ -29,7 +29,7 @@ pub mod replay;
 pub mod session;
 mod session_command;
 mod signals;
-mod translate;
+pub mod translate;
 pub mod transport;
 pub mod turn;
 

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 
 use crate::cli::{ReplayArgs, ReplayInput};
 use crate::event::{ErrorCode, Event, TurnError};
-use crate::exec::translate::{StreamEnd, TurnContext, DEFAULT_OUTPUT_LIMIT};
 use crate::line_reader::{LineRead, LineReader};
 use crate::output::{exit_code, finish_with, Output, WriteLimits};
 use crate::signals;
+use crate::translate::{StreamEnd, TurnContext, DEFAULT_OUTPUT_LIMIT};
 use crate::transport::Recording;
 
 pub fn run(args: ReplayArgs) -> ExitCode {

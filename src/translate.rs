@@ -12,7 +12,50 @@ use serde_json::{json, Value};
 use crate::event::{
     ErrorCode, Event, NoticeLevel, TodoItem, ToolKind, ToolStatus, TurnError, Usage,
 };
-use crate::exec::translate::{bound_output, StreamEnd, TurnContext};
+
+/// `tool_result.output` beyond this many bytes keeps its head and tail.
+pub const DEFAULT_OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// What the translator knows before the first line.
+#[derive(Debug, Clone)]
+pub struct TurnContext {
+    /// The Plexum model id, echoed in `message_start`.
+    pub model: String,
+    /// The thread this run asked codex to resume, if any.
+    pub resumed_thread: Option<String>,
+    /// The thread's running totals before this turn; `None` when unknown
+    /// (a v0.1 session file, a replay).
+    pub previous_totals: Option<Usage>,
+    /// Notices the adapter already holds (stale or corrupt session), shown
+    /// right after `message_start`.
+    pub notices: Vec<Event>,
+    pub output_limit: usize,
+}
+
+/// How codex's stream ended when no terminal codex event came.
+#[derive(Debug, Clone)]
+pub enum StreamEnd {
+    /// The stream just ended: a replay, or codex exited 0 without finishing.
+    Closed,
+    /// Codex exited with a failure code or a signal; `how` says which.
+    Crashed { how: String, stderr_tail: String },
+    /// The adapter ended the turn itself (timeout, signal, a known stderr
+    /// cause); this is the terminal error.
+    Stopped(TurnError),
+}
+
+/// What [`Translator::line`] made of a line, for debug logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineOutcome {
+    /// The line produced events, or changed state.
+    Handled,
+    /// A known or unknown codex event that produces no output.
+    Ignored(String),
+    /// Not a codex event (not JSON, or not an object with a `type`).
+    NotAnEvent,
+    /// The turn had already ended.
+    AfterEnd,
+}
 
 /// Lines that are not codex messages become notices, up to this many a
 /// turn, so a stream of garbage cannot flood the host.
@@ -53,6 +96,9 @@ enum State {
 struct OpenTool {
     id: String,
     kind: ToolKind,
+    /// A `tool_call` not shown yet: a web search codex names only when it
+    /// completes (its start has no query yet).
+    unshown_call: Option<Event>,
 }
 
 /// How the turn's usage is known when codex names the thread.
@@ -238,7 +284,14 @@ impl TurnEvents {
         out: &mut Vec<Event>,
     ) {
         let error = match end {
-            StreamEnd::Stopped(error) => error,
+            // The adapter's own reason ends the turn; codex's last error
+            // (perhaps the real cause, e.g. a 401) is not lost.
+            StreamEnd::Stopped(error) => {
+                if let Some(held) = held_error {
+                    self.emit(Event::notice(NoticeLevel::Warning, held), out);
+                }
+                error
+            }
             StreamEnd::Crashed { how, stderr_tail } => {
                 let mut message = format!("codex {how} before finishing the turn");
                 if let Some(held) = held_error {
@@ -257,35 +310,49 @@ impl TurnEvents {
         self.end_with(error, out);
     }
 
-    /// A tool started: its `tool_call`, once per id.
-    pub fn open_tool(&mut self, tool: Tool, out: &mut Vec<Event>) {
+    /// A tool started: its `tool_call`, once per id; with `shown` false
+    /// the call waits for the completion, which names the tool (a search's
+    /// query), or for the end of the turn.
+    pub fn open_tool(&mut self, tool: Tool, shown: bool, out: &mut Vec<Event>) {
         if self.open_tools.iter().any(|open| open.id == tool.id) {
             return;
         }
-        self.open_tools.push(OpenTool {
-            id: tool.id.clone(),
-            kind: tool.kind,
-        });
+        let (id, kind) = (tool.id.clone(), tool.kind);
         let (call, _) = tool.into_events(self.output_limit);
-        self.emit(call, out);
+        let unshown_call = if shown {
+            self.emit(call, out);
+            None
+        } else {
+            Some(call)
+        };
+        self.open_tools.push(OpenTool {
+            id,
+            kind,
+            unshown_call,
+        });
     }
 
-    /// A tool finished: its `tool_result`, after its `tool_call` (sent now
-    /// if codex reported no start).
+    /// A tool finished: its `tool_result`, after its `tool_call` (sent now,
+    /// with what the completed item says, if it was not shown yet or codex
+    /// reported no start).
     pub fn finish_tool(&mut self, tool: Tool, out: &mut Vec<Event>) {
         let open = self.open_tools.iter().position(|open| open.id == tool.id);
         let (call, result) = tool.into_events(self.output_limit);
-        match open {
-            Some(index) => {
-                self.open_tools.remove(index);
-            }
-            None => self.emit(call, out),
+        let shown = match open {
+            Some(index) => self.open_tools.remove(index).unshown_call.is_none(),
+            None => false,
+        };
+        if !shown {
+            self.emit(call, out);
         }
         self.emit(result, out);
     }
 
     fn close_open_tools(&mut self, out: &mut Vec<Event>) {
         for tool in std::mem::take(&mut self.open_tools) {
+            if let Some(call) = tool.unshown_call {
+                self.emit(call, out);
+            }
             let result = Event::ToolResult {
                 id: tool.id,
                 kind: tool.kind,
@@ -326,6 +393,9 @@ impl TurnEvents {
 
     /// A line over the reader's cap was skipped; the host hears of it.
     pub fn oversized_line(&mut self, length: usize, out: &mut Vec<Event>) {
+        if self.state == State::Ended {
+            return;
+        }
         let message = format!(
             "codex printed a line of {length} bytes, over the adapter's limit; it was skipped"
         );
@@ -458,6 +528,29 @@ impl Tool {
     }
 }
 
+/// Cuts `output` to about `limit` bytes, keeping head and tail on character
+/// boundaries, with a marker saying how much was left out.
+pub fn bound_output(output: String, limit: usize) -> String {
+    if output.len() <= limit {
+        return output;
+    }
+    let half = limit / 2;
+    let mut head_end = half;
+    while !output.is_char_boundary(head_end) {
+        head_end -= 1;
+    }
+    let mut tail_start = output.len() - half;
+    while !output.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
+    let omitted = tail_start - head_end;
+    format!(
+        "{}\n[… {omitted} bytes of output omitted …]\n{}",
+        &output[..head_end],
+        &output[tail_start..]
+    )
+}
+
 /// A tool's status word (either transport's spelling) in canonical terms.
 pub fn tool_status(status: &str) -> ToolStatus {
     match status {
@@ -482,6 +575,53 @@ fn mcp_result_text(result: Value) -> String {
         Value::Null => String::new(),
         Value::String(text) => text,
         other => other.to_string(),
+    }
+}
+
+/// Which failure codex reported, by its text (exec drops the structured
+/// error kinds). Order matters: "stream disconnected … Rate limit reached"
+/// is a rate limit, not a transport problem.
+const FAILURE_PATTERNS: &[(&str, ErrorCode, bool)] = &[
+    ("401 unauthorized", ErrorCode::Auth, false),
+    ("403 forbidden", ErrorCode::Auth, false),
+    ("status 401", ErrorCode::Auth, false),
+    ("status 403", ErrorCode::Auth, false),
+    ("not logged in", ErrorCode::Auth, false),
+    ("usage limit", ErrorCode::RateLimited, true),
+    ("quota exceeded", ErrorCode::RateLimited, true),
+    ("insufficient_quota", ErrorCode::RateLimited, true),
+    ("429 too many requests", ErrorCode::RateLimited, true),
+    ("rate limit", ErrorCode::RateLimited, true),
+    ("context window", ErrorCode::ContextWindow, false),
+    ("context_length_exceeded", ErrorCode::ContextWindow, false),
+    ("high demand", ErrorCode::TurnFailed, true),
+    ("at capacity", ErrorCode::TurnFailed, true),
+    ("stream disconnected", ErrorCode::TurnFailed, true),
+    ("idle timeout", ErrorCode::TurnFailed, true),
+    ("internal server error", ErrorCode::TurnFailed, true),
+    ("service unavailable", ErrorCode::TurnFailed, true),
+    ("bad gateway", ErrorCode::TurnFailed, true),
+    ("gateway timeout", ErrorCode::TurnFailed, true),
+];
+
+/// The terminal error for codex's `turn.failed` message.
+pub fn classify_failure(message: &str) -> TurnError {
+    let lowered = message.to_lowercase();
+    let (code, retryable) = FAILURE_PATTERNS
+        .iter()
+        .find(|(pattern, _, _)| lowered.contains(pattern))
+        .map(|(_, code, retryable)| (*code, *retryable))
+        .unwrap_or((ErrorCode::TurnFailed, false));
+    let message = if message.is_empty() {
+        String::from("codex reported turn.failed without a message")
+    } else {
+        message.to_string()
+    };
+    TurnError {
+        code,
+        message,
+        retryable,
+        detail: None,
     }
 }
 

@@ -12,7 +12,8 @@ use crate::child::{CodexProcess, SpawnError, SpawnRequest};
 use crate::config::{Sandbox, Transport};
 use crate::event::{ErrorCode, Event, TurnError, Usage};
 use crate::exec::argv::{self, ExecRequest};
-use crate::exec::translate::{LineOutcome, StreamEnd, Translator, TurnContext};
+use crate::exec::translate::Translator;
+use crate::translate::{LineOutcome, StreamEnd, TurnContext};
 
 /// What a turn asks of codex, whichever transport carries it.
 pub struct Launch<'a> {

@@ -14,13 +14,13 @@ use crate::child::{self, CodexProcess, SpawnError, StdoutMessage};
 use crate::cli::{MessageArg, TurnArgs};
 use crate::config::{Config, ModelChoice, CONFIG_ENV};
 use crate::event::{ErrorCode, Event, NoticeLevel, TurnError, Usage};
-use crate::exec::translate::{classify_failure, StreamEnd, TurnContext, DEFAULT_OUTPUT_LIMIT};
 use crate::line_queue::RecvError;
 use crate::locate::{self, CodexBinary};
 use crate::log;
 use crate::output::{exit_code, finish_with, HostPipe, Output, WriteLimits};
 use crate::session::{self, Stored, TurnLock};
 use crate::signals;
+use crate::translate::{classify_failure, StreamEnd, TurnContext, DEFAULT_OUTPUT_LIMIT};
 use crate::transport::{self, Conversation, Launch};
 
 /// Codex refuses prompts over this many characters (Unicode scalars).
@@ -773,7 +773,7 @@ fn pump(
                 *lines_seen += 1;
                 let outcome = translator.line(&line, events, &give_up);
                 if log::enabled(log::Level::Debug) {
-                    if let crate::exec::translate::LineOutcome::Ignored(kind) = &outcome {
+                    if let crate::translate::LineOutcome::Ignored(kind) = &outcome {
                         log::debug!("codex event {kind} produced no output");
                     }
                 }

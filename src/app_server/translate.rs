@@ -15,8 +15,10 @@ use crate::app_server::message::{
     ThreadRefusal, TokenBreakdown,
 };
 use crate::event::{ErrorCode, Event, NoticeLevel, TurnError, Usage};
-use crate::exec::translate::{classify_failure, LineOutcome, StreamEnd, TurnContext};
-use crate::translate::{tool_status, trim_ascii_whitespace, Tool, TurnEvents, UsageSource};
+use crate::translate::{
+    classify_failure, tool_status, trim_ascii_whitespace, LineOutcome, StreamEnd, Tool,
+    TurnContext, TurnEvents, UsageSource,
+};
 
 pub struct Translator {
     turn: TurnEvents,
@@ -397,11 +399,12 @@ impl Translator {
                 }
                 self.message_entry(&id);
             }
-            // A search's query is known only when it completes.
-            Item::WebSearch { .. } | Item::Reasoning { .. } | Item::UserMessage => {}
+            Item::Reasoning { .. } | Item::UserMessage => {}
             item => {
+                // A search's query is known only when it completes.
+                let shown = !matches!(item, Item::WebSearch { .. });
                 if let Some(tool) = tool_of(item) {
-                    self.turn.open_tool(tool, out);
+                    self.turn.open_tool(tool, shown, out);
                 }
             }
         }

@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::event::{ToolKind, ToolStatus};
-use crate::exec::translate::DEFAULT_OUTPUT_LIMIT;
+use crate::translate::DEFAULT_OUTPUT_LIMIT;
 
 fn context(resumed_thread: Option<&str>) -> TurnContext {
     TurnContext {
