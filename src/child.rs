@@ -256,7 +256,7 @@ impl CodexProcess {
             }
             let pause = deadline - now;
             match &self.pidfd {
-                Some(pidfd) => wait_readable(pidfd, pause),
+                Some(pidfd) => wait_ready(pidfd, libc::POLLIN, pause),
                 // Kernels before 5.3: a short sleep.
                 None => std::thread::sleep(pause.min(Duration::from_millis(1))),
             }
@@ -335,11 +335,12 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Blocks until `fd` is readable or `limit` has passed.
-fn wait_readable(fd: &OwnedFd, limit: Duration) {
+/// Blocks until `fd` is ready for `events` (`POLLIN`, `POLLOUT`) or
+/// `limit` has passed.
+pub fn wait_ready(fd: &impl AsRawFd, events: libc::c_short, limit: Duration) {
     let mut pollfd = libc::pollfd {
         fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
+        events,
         revents: 0,
     };
     let millis = limit.as_millis().clamp(1, i32::MAX as u128) as i32;

@@ -403,6 +403,158 @@ impl TurnEvents {
     }
 }
 
+/// An item that is an action, as either transport's stream describes it,
+/// before it becomes a [`Tool`].
+#[derive(Debug)]
+pub enum Action {
+    Command {
+        id: String,
+        command: String,
+        /// The truth on completion (app-server's output deltas can miss a
+        /// command's first output).
+        output: String,
+        exit_code: Option<i64>,
+        status: String,
+    },
+    FileChange {
+        id: String,
+        /// `(path, kind)`, kind as exec names it: `add`, `delete`, `update`.
+        changes: Vec<(String, String)>,
+        status: String,
+    },
+    Mcp {
+        id: String,
+        server: String,
+        tool: String,
+        arguments: Value,
+        result: Value,
+        error: Value,
+        status: String,
+    },
+    WebSearch {
+        id: String,
+        query: String,
+        action: Value,
+    },
+    /// An item type this adapter does not know. Those with a `status` are
+    /// actions (e.g. `collab_tool_call`) and are shown as tools of kind
+    /// `other`; the rest are ignored.
+    Other {
+        id: String,
+        item_type: String,
+        status: Option<String>,
+        fields: Value,
+    },
+}
+
+impl Action {
+    /// A command item; the two transports name output and exit code apart.
+    pub fn command(item: &mut Value, output_key: &str, exit_code_key: &str) -> Action {
+        Action::Command {
+            id: take_string(item, "id"),
+            command: take_string(item, "command"),
+            output: take_string(item, output_key),
+            exit_code: item.get(exit_code_key).and_then(Value::as_i64),
+            status: take_string(item, "status"),
+        }
+    }
+
+    /// An MCP tool call item (the same fields in both transports).
+    pub fn mcp(item: &mut Value) -> Action {
+        Action::Mcp {
+            id: take_string(item, "id"),
+            server: take_string(item, "server"),
+            tool: take_string(item, "tool"),
+            arguments: take(item, "arguments"),
+            result: take(item, "result"),
+            error: take(item, "error"),
+            status: take_string(item, "status"),
+        }
+    }
+
+    /// A web search item (the same fields in both transports).
+    pub fn web_search(item: &mut Value) -> Action {
+        Action::WebSearch {
+            id: take_string(item, "id"),
+            query: take_string(item, "query"),
+            action: take(item, "action"),
+        }
+    }
+
+    /// An item of a type this adapter does not know; the tool's input is
+    /// what is left: not its id, type or status.
+    pub fn unknown(mut item: Value, item_type: String) -> Action {
+        let id = take_string(&mut item, "id");
+        let status = item.get("status").and_then(Value::as_str).map(String::from);
+        if let Some(fields) = item.as_object_mut() {
+            for key in ["id", "type", "status"] {
+                fields.remove(key);
+            }
+        }
+        Action::Other {
+            id,
+            item_type,
+            status,
+            fields: item,
+        }
+    }
+
+    /// The tool this action is; `None` for unknown items without a status.
+    pub fn into_tool(self) -> Option<Tool> {
+        let tool = match self {
+            Action::Command {
+                id,
+                command,
+                output,
+                exit_code,
+                status,
+            } => {
+                let status = match status.as_str() {
+                    // A non-zero exit is a failure, whatever the status says.
+                    "in_progress" | "inProgress" | "completed"
+                        if exit_code.is_some_and(|code| code != 0) =>
+                    {
+                        ToolStatus::Failed
+                    }
+                    other => tool_status(other),
+                };
+                Tool::command(id, command, output, exit_code, status)
+            }
+            Action::FileChange {
+                id,
+                changes,
+                status,
+            } => Tool::file_change(id, &changes, tool_status(&status)),
+            Action::Mcp {
+                id,
+                server,
+                tool,
+                arguments,
+                result,
+                error,
+                status,
+            } => Tool::mcp(
+                id,
+                server,
+                tool,
+                arguments,
+                result,
+                error,
+                tool_status(&status),
+            ),
+            Action::WebSearch { id, query, action } => Tool::web_search(id, query, action),
+            Action::Other {
+                id,
+                item_type,
+                status: Some(status),
+                fields,
+            } => Tool::other(id, item_type, fields, tool_status(&status)),
+            Action::Other { status: None, .. } => return None,
+        };
+        Some(tool)
+    }
+}
+
 /// A tool item, in canonical terms: what `tool_call` and `tool_result` say.
 pub struct Tool {
     pub id: String,
@@ -623,6 +775,20 @@ pub fn classify_failure(message: &str) -> TurnError {
         retryable,
         detail: None,
     }
+}
+
+/// Moves a string field out of a codex JSON object (no copy of large
+/// outputs); anything else reads as empty.
+pub(crate) fn take_string(item: &mut Value, key: &str) -> String {
+    match take(item, key) {
+        Value::String(text) => text,
+        _ => String::new(),
+    }
+}
+
+/// Moves a field out of a codex JSON object; null when it is missing.
+pub(crate) fn take(item: &mut Value, key: &str) -> Value {
+    item.get_mut(key).map(Value::take).unwrap_or(Value::Null)
 }
 
 /// Strips ASCII whitespace at both ends of a line (`\r\n` included).

@@ -9,6 +9,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::translate::{take_string, Action};
+
 /// The ids of the adapter's own requests. Fixed, so that a recording of
 /// codex's side alone (`--record`) still says which response answers what.
 pub mod request_id {
@@ -370,46 +372,10 @@ pub enum Item {
     Reasoning {
         summary: String,
     },
-    Command {
-        id: String,
-        command: String,
-        /// Null while running; the truth on completion (the output deltas
-        /// can miss a command's first output).
-        output: String,
-        exit_code: Option<i64>,
-        status: String,
-    },
-    FileChange {
-        id: String,
-        /// `(path, kind)`, kind as exec names it: `add`, `delete`, `update`.
-        changes: Vec<(String, String)>,
-        status: String,
-    },
-    Mcp {
-        id: String,
-        server: String,
-        tool: String,
-        arguments: Value,
-        result: Value,
-        error: Value,
-        status: String,
-    },
-    WebSearch {
-        id: String,
-        query: String,
-        action: Value,
-    },
+    /// A command, file change, MCP call, web search, or an unknown item.
+    Action(Action),
     /// The prompt echoed back: not output.
     UserMessage,
-    /// An item type this adapter does not know. Those with a `status` are
-    /// actions (e.g. `collabAgentToolCall`) and are shown as tools of kind
-    /// `other`; the rest are ignored.
-    Other {
-        id: String,
-        item_type: String,
-        status: Option<String>,
-        fields: Value,
-    },
 }
 
 impl Item {
@@ -433,79 +399,37 @@ impl Item {
                     })
                     .unwrap_or_default(),
             },
-            "commandExecution" => Item::Command {
-                id: take_string(&mut item, "id"),
-                command: take_string(&mut item, "command"),
-                output: take_string(&mut item, "aggregatedOutput"),
-                exit_code: item.get("exitCode").and_then(Value::as_i64),
-                status: take_string(&mut item, "status"),
-            },
-            "fileChange" => Item::FileChange {
+            "commandExecution" => {
+                Item::Action(Action::command(&mut item, "aggregatedOutput", "exitCode"))
+            }
+            "fileChange" => Item::Action(Action::FileChange {
                 id: take_string(&mut item, "id"),
                 changes: item
                     .get("changes")
                     .and_then(Value::as_array)
-                    .map(|changes| {
-                        changes
-                            .iter()
-                            .map(|change| {
-                                let path = change.get("path").and_then(Value::as_str);
-                                let kind = change
-                                    .pointer("/kind/type")
-                                    .or_else(|| change.get("kind"))
-                                    .and_then(Value::as_str);
-                                (
-                                    path.unwrap_or_default().to_string(),
-                                    kind.unwrap_or_default().to_string(),
-                                )
-                            })
-                            .collect()
-                    })
+                    .map(|changes| changes.iter().map(change_of).collect())
                     .unwrap_or_default(),
                 status: take_string(&mut item, "status"),
-            },
-            "mcpToolCall" => Item::Mcp {
-                id: take_string(&mut item, "id"),
-                server: take_string(&mut item, "server"),
-                tool: take_string(&mut item, "tool"),
-                arguments: take(&mut item, "arguments"),
-                result: take(&mut item, "result"),
-                error: take(&mut item, "error"),
-                status: take_string(&mut item, "status"),
-            },
-            "webSearch" => Item::WebSearch {
-                id: take_string(&mut item, "id"),
-                query: take_string(&mut item, "query"),
-                action: take(&mut item, "action"),
-            },
+            }),
+            "mcpToolCall" => Item::Action(Action::mcp(&mut item)),
+            "webSearch" => Item::Action(Action::web_search(&mut item)),
             "userMessage" => Item::UserMessage,
-            _ => {
-                let id = take_string(&mut item, "id");
-                let status = item.get("status").and_then(Value::as_str).map(String::from);
-                if let Some(fields) = item.as_object_mut() {
-                    fields.remove("status");
-                }
-                Item::Other {
-                    id,
-                    item_type,
-                    status,
-                    fields: item,
-                }
-            }
+            _ => Item::Action(Action::unknown(item, item_type)),
         }
     }
 }
 
-/// Moves a string field out of an object (no copy of large outputs).
-fn take_string(item: &mut Value, key: &str) -> String {
-    match take(item, key) {
-        Value::String(text) => text,
-        _ => String::new(),
-    }
-}
-
-fn take(item: &mut Value, key: &str) -> Value {
-    item.get_mut(key).map(Value::take).unwrap_or(Value::Null)
+/// A file change as `(path, kind)`; app-server's kind is `{type}`.
+fn change_of(change: &Value) -> (String, String) {
+    let path = change.get("path").and_then(Value::as_str);
+    let kind = change
+        .pointer("/kind/type")
+        .or_else(|| change.get("kind"))
+        .and_then(Value::as_str);
+    (
+        path.unwrap_or_default().to_string(),
+        kind.unwrap_or_default().to_string(),
+    )
 }
 
 /// The `thread.id` of a `thread/start` or `thread/resume` result.

@@ -311,7 +311,7 @@ impl RpcWriter {
                             "codex stopped reading its stdin",
                         ));
                     }
-                    wait_writable(stdin, WRITE_TICK);
+                    crate::child::wait_ready(stdin, libc::POLLOUT, WRITE_TICK);
                 }
                 Err(error) => {
                     self.stdin = None;
@@ -336,19 +336,6 @@ fn set_nonblocking(stdin: &ChildStdin) {
         if flags >= 0 {
             libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
         }
-    }
-}
-
-fn wait_writable(stdin: &ChildStdin, limit: Duration) {
-    let mut pollfd = libc::pollfd {
-        fd: stdin.as_raw_fd(),
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    let millis = limit.as_millis().clamp(1, i32::MAX as u128) as i32;
-    // SAFETY: one valid pollfd.
-    unsafe {
-        libc::poll(&mut pollfd, 1, millis);
     }
 }
 

@@ -16,8 +16,8 @@ use crate::app_server::message::{
 };
 use crate::event::{ErrorCode, Event, NoticeLevel, TurnError, Usage};
 use crate::translate::{
-    classify_failure, tool_status, trim_ascii_whitespace, LineOutcome, StreamEnd, Tool,
-    TurnContext, TurnEvents, UsageSource,
+    classify_failure, trim_ascii_whitespace, Action, LineOutcome, StreamEnd, Tool, TurnContext,
+    TurnEvents, UsageSource,
 };
 
 pub struct Translator {
@@ -402,7 +402,7 @@ impl Translator {
             Item::Reasoning { .. } | Item::UserMessage => {}
             item => {
                 // A search's query is known only when it completes.
-                let shown = !matches!(item, Item::WebSearch { .. });
+                let shown = !matches!(item, Item::Action(Action::WebSearch { .. }));
                 if let Some(tool) = tool_of(item) {
                     self.turn.open_tool(tool, shown, out);
                 }
@@ -535,54 +535,10 @@ impl Translator {
 
 /// The tool an item describes; `None` for items that are not actions.
 fn tool_of(item: Item) -> Option<Tool> {
-    let tool = match item {
-        Item::Command {
-            id,
-            command,
-            output,
-            exit_code,
-            status,
-        } => {
-            let status = match status.as_str() {
-                "inProgress" | "completed" if exit_code.is_some_and(|code| code != 0) => {
-                    crate::event::ToolStatus::Failed
-                }
-                other => tool_status(other),
-            };
-            Tool::command(id, command, output, exit_code, status)
-        }
-        Item::FileChange {
-            id,
-            changes,
-            status,
-        } => Tool::file_change(id, &changes, tool_status(&status)),
-        Item::Mcp {
-            id,
-            server,
-            tool,
-            arguments,
-            result,
-            error,
-            status,
-        } => Tool::mcp(
-            id,
-            server,
-            tool,
-            arguments,
-            result,
-            error,
-            tool_status(&status),
-        ),
-        Item::WebSearch { id, query, action } => Tool::web_search(id, query, action),
-        Item::Other {
-            id,
-            item_type,
-            status: Some(status),
-            fields,
-        } => Tool::other(id, item_type, fields, tool_status(&status)),
-        _ => return None,
-    };
-    Some(tool)
+    match item {
+        Item::Action(action) => action.into_tool(),
+        _ => None,
+    }
 }
 
 /// The terminal error for a failed turn: codex's structured kind where it

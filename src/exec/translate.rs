@@ -8,11 +8,11 @@
 //! one terminal event unless a line already did. Nothing is appended after a
 //! terminal event.
 
-use crate::event::{Event, NoticeLevel, ToolKind, ToolStatus, Usage};
+use crate::event::{Event, NoticeLevel, ToolKind, Usage};
 use crate::exec::event::{CodexEvent, CodexUsage, Item};
 use crate::translate::{
-    classify_failure, tool_status, trim_ascii_whitespace, LineOutcome, StreamEnd, Tool,
-    TurnContext, TurnEvents, UsageSource,
+    classify_failure, trim_ascii_whitespace, LineOutcome, StreamEnd, Tool, TurnContext, TurnEvents,
+    UsageSource,
 };
 
 pub struct Translator {
@@ -249,60 +249,10 @@ impl Translator {
 
 /// The tool an item describes; `None` for items that are not actions.
 fn tool_of(item: Item) -> Option<Tool> {
-    let tool = match item {
-        Item::Command {
-            id,
-            command,
-            output,
-            exit_code,
-            status,
-        } => {
-            let status = match status.as_str() {
-                "in_progress" | "completed" if exit_code.is_some_and(|code| code != 0) => {
-                    ToolStatus::Failed
-                }
-                _ => tool_status(&status),
-            };
-            Tool::command(id, command, output, exit_code, status)
-        }
-        Item::FileChange {
-            id,
-            changes,
-            status,
-        } => {
-            let changes: Vec<(String, String)> = changes
-                .into_iter()
-                .map(|change| (change.path, change.kind))
-                .collect();
-            Tool::file_change(id, &changes, tool_status(&status))
-        }
-        Item::Mcp {
-            id,
-            server,
-            tool,
-            arguments,
-            result,
-            error,
-            status,
-        } => Tool::mcp(
-            id,
-            server,
-            tool,
-            arguments,
-            result,
-            error,
-            tool_status(&status),
-        ),
-        Item::WebSearch { id, query, action } => Tool::web_search(id, query, action),
-        Item::Other {
-            id,
-            item_type,
-            status: Some(status),
-            fields,
-        } => Tool::other(id, item_type, fields, tool_status(&status)),
-        _ => return None,
-    };
-    Some(tool)
+    match item {
+        Item::Action(action) => action.into_tool(),
+        _ => None,
+    }
 }
 
 fn is_retry_notice(message: &str) -> bool {

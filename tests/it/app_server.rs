@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use crate::faults::{scripted_codex, APP_SERVER_OPENING};
 use crate::mock_responses::{
     user_texts, MockServer, AFTER_DROP_REPLY, DROPPED_PART, STREAMED_REPLY,
 };
@@ -278,18 +279,8 @@ fn no_codex_in(workspace: &Path) -> bool {
 /// `never`, so only a stand-in can show that a question never hangs a turn.
 #[test]
 fn a_request_for_approval_is_declined_at_once() {
-    let dir = crate::support::scratch("as-approval");
-    let fake = dir.join("fake-codex");
-    let thread = "01a2335d-7bea-7433-9d84-d00d56e6f4d0";
     let script = format!(
-        r#"#!/bin/sh
-read -r initialize
-echo '{{"id":1,"result":{{"userAgent":"fake/0.171.0"}}}}'
-read -r initialized
-read -r thread
-echo '{{"id":2,"result":{{"thread":{{"id":"{thread}"}}}}}}'
-read -r turn
-echo '{{"id":3,"result":{{"turn":{{"id":"U"}}}}}}'
+        r#"{APP_SERVER_OPENING}
 echo '{{"id":0,"method":"item/commandExecution/requestApproval","params":{{"itemId":"c"}}}}'
 read -r answer
 case "$answer" in
@@ -298,16 +289,9 @@ case "$answer" in
 esac
 echo '{{"method":"item/completed","params":{{"item":{{"type":"agentMessage","id":"m","text":"'"$text"'"}}}}}}'
 echo '{{"method":"turn/completed","params":{{"turn":{{"id":"U","status":"completed"}}}}}}'
-read -r closed
-"#
+read -r closed"#
     );
-    std::fs::write(&fake, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let world = World::with_config(
-        "as-approval",
-        |_| json!({ "binary": fake, "transport": "app-server" }),
-    );
+    let world = scripted_codex("as-approval", &script, "app-server");
     let run = world.turn_with(&["--timeout", "20"], "do something risky", None);
     run.assert_completed();
     assert_eq!(run.text(), "declined");
@@ -330,9 +314,7 @@ fn a_codex_that_exits_before_answering_is_started_again() {
         marker = marker.display(),
         real = real.display()
     );
-    std::fs::write(&fake, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    crate::support::write_executable(&fake, &script);
     let world = World::with_config(
         "as-race",
         |codex_home| json!({ "binary": fake, "transport": "app-server", "env": { "CODEX_HOME": codex_home } }),
@@ -365,67 +347,4 @@ fn run_replay(file: &str, extra: &[&str]) -> Run {
             .arg(file),
         None,
     )
-}
-
-/// A fake app-server's broken ways end with the codes exec's give: garbage,
-/// a crash mid-turn, a clean exit without `turn/completed`, a closed stdout
-/// while the process hangs. The real codex cannot be made to do these.
-#[test]
-fn a_broken_app_server_ends_with_the_right_code() {
-    let thread = "01a2335d-7bea-7433-9d84-d00d56e6f4d0";
-    let opening = format!(
-        r#"read -r initialize
-echo '{{"id":1,"result":{{"userAgent":"fake/0.171.0"}}}}'
-read -r initialized
-read -r thread
-echo '{{"id":2,"result":{{"thread":{{"id":"{thread}"}}}}}}'
-read -r turn
-echo '{{"id":3,"result":{{"turn":{{"id":"U"}}}}}}'
-"#
-    );
-    let cases = [
-        (
-            "garbage",
-            "echo 'not json'; echo '{\"method\":'; exit 0",
-            "protocol",
-        ),
-        (
-            "crash",
-            "echo 'Error: it broke' >&2; exit 3",
-            "codex_crashed",
-        ),
-        ("killed", "kill -KILL $$", "codex_crashed"),
-        ("silent-exit-0", "exit 0", "protocol"),
-        ("closed-stdout-hangs", "exec >&-; sleep 60", "timeout"),
-        // Nothing printed at all: not codex, as with exec.
-        ("never-initialized", "exit 0", "config"),
-    ];
-    for (name, rest, code) in cases {
-        let dir = crate::support::scratch(&format!("as-broken-{name}"));
-        let fake = dir.join("fake-codex");
-        let script = if name == "never-initialized" {
-            format!("#!/bin/sh\n{rest}\n")
-        } else {
-            format!("#!/bin/sh\n{opening}{rest}\n")
-        };
-        std::fs::write(&fake, script).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let world = World::with_config(
-            &format!("as-broken-{name}"),
-            |_| json!({ "binary": fake, "transport": "app-server" }),
-        );
-        let run = world.turn_with(&["--timeout", "3"], "hi", None);
-        assert_eq!(run.error_code(), code, "{name}: {}", run.stdout);
-        if name == "crash" {
-            let detail = run.terminal()["detail"].as_str().unwrap();
-            assert!(detail.contains("Error: it broke"), "{detail}");
-        }
-        if name == "garbage" {
-            assert!(run
-                .of_type("notice")
-                .iter()
-                .any(|n| n["message"].as_str().unwrap().contains("not json")));
-        }
-    }
 }

@@ -80,6 +80,13 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Writes a shell script (a stand-in codex) and makes it executable.
+pub fn write_executable(path: &Path, script: &str) {
+    std::fs::write(path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// One test's world: a workspace, a mock, a CODEX_HOME and a config file.
 pub struct World {
     pub dir: PathBuf,

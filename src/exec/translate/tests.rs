@@ -2,7 +2,7 @@
 //! sequence of interesting lines against the terminal rule.
 
 use super::*;
-use crate::event::{ErrorCode, TurnError};
+use crate::event::{ErrorCode, ToolStatus, TurnError};
 use crate::translate::{bound_output, DEFAULT_OUTPUT_LIMIT};
 use serde_json::json;
 
