@@ -23,7 +23,7 @@ run: codex
 # Every test: fmt, clippy, unit tests, golden replays, and the real-codex
 # suites against the pinned codex, then again against the oldest supported,
 # each on both transports (the app_server:: suite picks app-server itself).
-SUITES := e2e:: faults:: operator:: hosts::
+SUITES := e2e:: faults:: operator:: hosts:: security::
 test: codex check
 	cargo build --quiet --examples
 	cargo test --all-targets

@@ -151,6 +151,13 @@ impl Config {
         if config.binary.contains('\0') {
             return Err(String::from("`binary` holds a NUL character"));
         }
+        if let Some(argument) = sandbox_argument(&config.extra_args) {
+            return Err(format!(
+                "`extra_args` holds {argument:?}, which sets how codex may act (its sandbox or \
+                 approval policy); `sandbox` is the one place that decides: remove it from \
+                 `extra_args` and set `sandbox` to \"bypass\", \"workspace-write\" or \"read-only\""
+            ));
+        }
         Ok(config)
     }
 
@@ -181,6 +188,74 @@ impl Config {
             codex_model,
         })
     }
+}
+
+/// Codex flags that choose the sandbox or the approval policy, or bypass
+/// both (`--yolo` is a hidden alias of the bypass; `-a` is the TUI's).
+const SANDBOX_FLAGS: &[&str] = &[
+    "-s",
+    "--sandbox",
+    "--full-auto",
+    "--yolo",
+    "--approve-for-me",
+    "-a",
+    "--ask-for-approval",
+];
+
+/// Config keys (`-c KEY=VALUE`) that do the same; also under a profile
+/// (`profiles.NAME.sandbox_mode`). `default_permissions` picks a newer
+/// codex's permission profile, which is its sandbox.
+const SANDBOX_KEYS: &[&str] = &["sandbox_mode", "approval_policy", "default_permissions"];
+
+/// The first of `extra_args` that would set the sandbox or the approval
+/// policy, in any spelling codex accepts: `--flag VALUE`, `--flag=VALUE`,
+/// `-sVALUE`, `-c KEY=V`, `-cKEY=V`, `-c=KEY=V`, `--config=KEY=V`.
+fn sandbox_argument(extra_args: &[String]) -> Option<String> {
+    let mut args = extra_args.iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with('-') => (flag, Some(value)),
+            _ => (arg.as_str(), None),
+        };
+        if flag.starts_with("--dangerously-") || SANDBOX_FLAGS.contains(&flag) {
+            let takes_value = matches!(flag, "-s" | "--sandbox" | "-a" | "--ask-for-approval");
+            return Some(match args.next() {
+                Some(value) if takes_value && inline.is_none() => format!("{arg} {value}"),
+                _ => arg.clone(),
+            });
+        }
+        // A short flag with its value attached: `-sread-only`.
+        let short = flag.get(..2).filter(|_| !flag.starts_with("--"));
+        if short.is_some_and(|short| flag.len() > 2 && SANDBOX_FLAGS.contains(&short)) {
+            return Some(arg.clone());
+        }
+        let setting = match (flag, inline) {
+            ("-c" | "--config", Some(setting)) => Some(setting.to_string()),
+            ("-c" | "--config", None) => match args.next() {
+                Some(setting) if sets_sandbox(setting) => {
+                    return Some(format!("{arg} {setting}"));
+                }
+                _ => None,
+            },
+            (short, _) if short.starts_with("-c") && !short.starts_with("--") => {
+                Some(arg[2..].to_string())
+            }
+            _ => None,
+        };
+        if setting.is_some_and(|setting| sets_sandbox(&setting)) {
+            return Some(arg.clone());
+        }
+    }
+    None
+}
+
+/// Whether a `-c` setting `KEY=VALUE` sets one of `SANDBOX_KEYS`. The key
+/// is a TOML dotted key: segments may be quoted and spaced.
+fn sets_sandbox(setting: &str) -> bool {
+    let key = setting.split('=').next().unwrap_or_default();
+    let last = key.rsplit('.').next().unwrap_or_default();
+    let last = last.trim().trim_matches(|c| c == '"' || c == '\'');
+    SANDBOX_KEYS.contains(&last)
 }
 
 #[cfg(test)]
@@ -237,6 +312,59 @@ mod tests {
         assert_eq!(config.transport, Transport::AppServer);
         let error = Config::parse(r#"{"transport": "appserver"}"#).unwrap_err();
         assert!(error.contains("appserver"), "{error}");
+    }
+
+    #[test]
+    fn extra_args_that_set_the_sandbox_are_an_error_naming_them() {
+        let refused: &[&[&str]] = &[
+            &["--sandbox", "read-only"],
+            &["--sandbox=danger-full-access"],
+            &["-s", "workspace-write"],
+            &["-sread-only"],
+            &["-s=read-only"],
+            &["--full-auto"],
+            &["--yolo"],
+            &["--approve-for-me"],
+            &["--dangerously-bypass-approvals-and-sandbox"],
+            &["--dangerously-bypass-hook-trust"],
+            &["-a", "never"],
+            &["--ask-for-approval=never"],
+            &["-c", "sandbox_mode=\"danger-full-access\""],
+            &["-c", "approval_policy=never"],
+            &["-c", " \"sandbox_mode\" = 'read-only'"],
+            &["-c", "profiles.work.approval_policy=never"],
+            &["-c", "default_permissions=full"],
+            &["--config", "sandbox_mode=read-only"],
+            &["--config=approval_policy=never"],
+            &["-csandbox_mode=read-only"],
+            &["-c=sandbox_mode=read-only"],
+            &["--model", "x", "-c", "sandbox_mode=read-only"],
+        ];
+        for args in refused {
+            let extra: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let argument = sandbox_argument(&extra).unwrap_or_else(|| panic!("{args:?}"));
+            assert!(
+                extra.iter().any(|a| argument.contains(a.as_str())),
+                "{argument}"
+            );
+            let json = serde_json::json!({ "extra_args": args }).to_string();
+            let error = Config::parse(&json).unwrap_err();
+            assert!(
+                error.contains(&format!("{argument:?}")) && error.contains("`sandbox`"),
+                "{args:?}: {error}"
+            );
+        }
+        let allowed: &[&[&str]] = &[
+            &["-c", "model_reasoning_effort=high"],
+            &["-c", "sandbox_workspace_write.network_access=true"],
+            &["--add-dir", "/srv/shared"],
+            &["-m", "gpt-5", "--color", "never"],
+            &["-c", "shell_environment_policy.inherit=all"],
+        ];
+        for args in allowed {
+            let json = serde_json::json!({ "extra_args": args }).to_string();
+            assert!(Config::parse(&json).is_ok(), "{args:?}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::cli::DoctorArgs;
 use crate::config::{Config, ConfigSource, CONFIG_ENV};
 use crate::locate::{self, CodexBinary};
 use crate::output::print_text;
-use crate::session::{self, Stored};
+use crate::session::{self, SessionFiles, SessionNames, Stored};
 
 /// The oldest codex release the adapter supports.
 pub const OLDEST_SUPPORTED: (u64, u64, u64) = (0, 135, 0);
@@ -482,7 +482,17 @@ fn workspace_check(workspace: &Path) -> Check {
             "create it, or pass the workspace Plexum uses",
         );
     }
-    let running = match session::lock(workspace) {
+    let session = match SessionFiles::open(workspace, SessionNames::workspace_default()) {
+        Ok(session) => session,
+        Err(error) => {
+            return Check::problem(
+                name,
+                format!("cannot open {}: {error}", workspace.display()),
+                "make the workspace readable for the service's user",
+            );
+        }
+    };
+    let running = match session.lock() {
         Ok(_lock) => false,
         Err(session::LockError::Busy) => true,
         Err(session::LockError::Io(error)) => {
@@ -501,9 +511,9 @@ fn workspace_check(workspace: &Path) -> Check {
     } else {
         ""
     };
-    match session::read(workspace) {
+    match session.read() {
         Stored::Fresh => Check::ok(name, format!("no codex thread yet; the next turn starts one{running}")),
-        Stored::Thread { thread_id, totals } => {
+        Stored::Thread { thread_id, totals, .. } => {
             let totals = match totals {
                 Some(usage) => format!("{} input and {} output tokens so far", usage.input_tokens, usage.output_tokens),
                 None => String::from("usage totals unknown (v0.1 session file)"),

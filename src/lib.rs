@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! cli (argv → Command) → config (file, model table) → session (thread id,
-//! totals, lock) → exec::argv + child (the codex process) → exec::translate
+//! totals, lock; its files through workspace, which treats the workspace as
+//! hostile) → exec::argv + child (the codex process) → exec::translate
 //! (pure: codex JSONL lines → canonical events) → output (JSONL or text)
 //! ```
 //!
@@ -20,6 +21,7 @@ pub mod conversation;
 pub mod doctor;
 pub mod event;
 pub mod exec;
+mod images;
 pub mod line_queue;
 pub mod line_reader;
 pub mod locate;
@@ -32,6 +34,7 @@ mod signals;
 pub mod translate;
 pub mod transport;
 pub mod turn;
+pub mod workspace;
 
 use std::process::ExitCode;
 

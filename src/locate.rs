@@ -78,7 +78,13 @@ pub fn codex_path(
     }
 }
 
-/// Resolves `binary` (config `binary`) to an executable file.
+/// Resolves `binary` (config `binary`) to an executable file, by an
+/// absolute path: codex runs in the workspace, and a relative path (or a
+/// relative PATH entry) would be looked up there, where anyone may have
+/// put a file of that name. A relative `binary` is taken against the
+/// adapter's own working directory, once, before anything changes
+/// directory; relative PATH entries (and an empty one, which means `.`)
+/// are skipped.
 pub fn locate(
     binary: &str,
     path_var: Option<OsString>,
@@ -86,19 +92,19 @@ pub fn locate(
 ) -> Result<CodexBinary, TurnError> {
     let mut tried: Vec<PathBuf> = Vec::new();
     let found = if binary.contains('/') {
-        let candidate = PathBuf::from(binary);
+        let candidate = match std::env::current_dir() {
+            Ok(cwd) => cwd.join(binary),
+            Err(_) => PathBuf::from(binary),
+        };
         tried.push(candidate.clone());
-        is_executable(&candidate).then_some(candidate)
+        (candidate.is_absolute() && is_executable(&candidate)).then_some(candidate)
     } else {
         let mut dirs: Vec<PathBuf> = path_var
             .as_deref()
-            .map(|paths| {
-                std::env::split_paths(paths)
-                    .filter(|dir| !dir.as_os_str().is_empty())
-                    .collect()
-            })
+            .map(|paths| std::env::split_paths(paths).collect())
             .unwrap_or_default();
         dirs.extend(fallback_dirs(home));
+        dirs.retain(|dir| dir.is_absolute());
         // PATH often holds the fallback places too: each is tried (and
         // listed) once.
         let mut seen = std::collections::HashSet::new();
@@ -204,6 +210,31 @@ mod tests {
             .message
             .contains("/usr/local/bin/codex-surely-missing"));
         assert!(error.message.contains("absolute path"));
+    }
+
+    #[test]
+    fn relative_paths_are_never_left_for_the_workspace_to_resolve() {
+        let cwd = std::env::current_dir().unwrap();
+        let dir = cwd.join("target/locate-relative");
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("codex-relative");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let found = locate("target/locate-relative/codex-relative", None, None).unwrap();
+        assert_eq!(found.path, script);
+        let error = locate(
+            "codex-relative",
+            Some(OsString::from("target/locate-relative::.")),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(error.code, ErrorCode::CodexNotFound);
+        assert!(
+            !error.message.contains("target/locate-relative/"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

@@ -28,11 +28,15 @@ pub fn enabled(at: Level) -> bool {
 
 /// A plain message for the person at the terminal, on stderr. Never
 /// panics: a closed stderr must not turn a good turn into a failed one.
+/// Messages quote what the workspace and codex hold (file contents in
+/// reasons, codex's words): control characters are shown, not sent.
 pub fn say(message: std::fmt::Arguments) {
     use std::io::Write;
+    let message = message.to_string();
     let _ = writeln!(
         std::io::stderr().lock(),
-        "plexum-openai-provider: {message}"
+        "plexum-openai-provider: {}",
+        crate::output::visible(&message)
     );
 }
 
@@ -45,9 +49,11 @@ pub fn write(at: Level, message: std::fmt::Arguments) {
             Level::Info => "info",
             Level::Debug => "debug",
         };
+        let message = message.to_string();
         let _ = writeln!(
             std::io::stderr().lock(),
-            "plexum-openai-provider {tag}: {message}"
+            "plexum-openai-provider {tag}: {}",
+            crate::output::visible(&message)
         );
     }
 }

@@ -116,14 +116,14 @@ impl<W: Write> Output<W> {
                 self.dim_line(&format!("── {how} thread {session_id} · model {model}"));
             }
             Event::TextDelta { text } => {
-                self.buf.extend_from_slice(text.as_bytes());
+                self.buf.extend_from_slice(visible(text).as_bytes());
                 self.at_line_start = text.ends_with('\n');
             }
             Event::TextReset { text } => {
                 // A terminal cannot take text back: say so, then show the
                 // turn's text as it now stands.
                 self.dim_line("↺ codex restarted its reply; it now reads:");
-                self.buf.extend_from_slice(text.as_bytes());
+                self.buf.extend_from_slice(visible(text).as_bytes());
                 self.at_line_start = text.is_empty() || text.ends_with('\n');
             }
             Event::Reasoning { text } => self.dim_line(&format!("thinking: {}", one_line(text))),
@@ -195,12 +195,15 @@ impl<W: Write> Output<W> {
         self.styled_line(line, "\x1b[2m");
     }
 
+    /// Every line but the text goes through here, so every piece of it
+    /// (codex's ids, the model's commands, codex's stderr in `detail`) has
+    /// its control characters made visible; `style` is our own escape.
     fn styled_line(&mut self, line: &str, style: &str) {
         self.end_line();
         if self.color {
             self.buf.extend_from_slice(style.as_bytes());
         }
-        self.buf.extend_from_slice(line.as_bytes());
+        self.buf.extend_from_slice(visible(line).as_bytes());
         if self.color {
             self.buf.extend_from_slice(b"\x1b[0m");
         }
@@ -420,6 +423,40 @@ impl Write for HostPipe {
     }
 }
 
+/// `text` with every character that could steer a terminal shown as an
+/// escape instead: C0 controls but newline and tab (`\x1b`, `\r`), DEL, C1
+/// controls (`\u{9b}` starts a sequence on some terminals) and the
+/// bidirectional overrides that reorder what a line seems to say. Only the
+/// adapter's own colours reach the terminal as escapes.
+pub fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(steers_terminal) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\r' => shown.push_str("\\r"),
+            c if steers_terminal(c) && (c as u32) < 0x80 => {
+                shown.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if steers_terminal(c) => shown.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => shown.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(shown)
+}
+
+fn steers_terminal(c: char) -> bool {
+    match c {
+        '\n' | '\t' => false,
+        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' => true,
+        '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+            true
+        }
+        _ => false,
+    }
+}
+
 fn one_line(text: &str) -> String {
     let first = text.lines().next().unwrap_or_default();
     let mut shown: String = first.chars().take(160).collect();
@@ -441,6 +478,22 @@ mod tests {
     use super::*;
     use crate::event::{ErrorCode, TurnError};
     use std::io::Read;
+
+    #[test]
+    fn a_text_reset_is_said_and_its_control_characters_shown_visibly() {
+        let mut output = Output::new(Vec::new(), true, false, false);
+        output
+            .emit(&Event::TextDelta { text: "Hel".into() })
+            .unwrap();
+        output
+            .emit(&Event::TextReset {
+                text: "Hello \x1b[2J".into(),
+            })
+            .unwrap();
+        let text = String::from_utf8(output.into_inner()).unwrap();
+        assert!(text.contains("restarted its reply"), "{text:?}");
+        assert!(!text.contains('\x1b'), "{text:?}");
+    }
 
     #[test]
     fn jsonl_is_one_object_per_line_and_core_filters() {
@@ -538,5 +591,46 @@ mod tests {
         output.emit(&call).unwrap();
         let text = String::from_utf8(output.into_inner()).unwrap();
         assert_eq!(text, "Let me look.\n▸ shell ls\n");
+    }
+
+    #[test]
+    fn text_mode_shows_control_characters_and_only_our_colours_are_escapes() {
+        let mut output = Output::new(Vec::new(), true, false, true);
+        let hostile = "title\x1b]0;owned\x07 clip\x1b]52;c;aGk=\x07 \u{9b}2J \u{202e}txt.exe";
+        output
+            .emit(&Event::TextDelta {
+                text: format!("{hostile}\nnext line\tok\n"),
+            })
+            .unwrap();
+        let call = Event::ToolCall {
+            id: "item_1".into(),
+            kind: crate::event::ToolKind::Command,
+            name: "shell".into(),
+            input: serde_json::json!({"command": "rm -rf ~/x\recho harmless"}),
+        };
+        output.emit(&call).unwrap();
+        output
+            .emit(&Event::notice(NoticeLevel::Warning, "\x1b[2Jcleared"))
+            .unwrap();
+        output
+            .emit(&Event::Error(
+                TurnError::new(ErrorCode::CodexCrashed, "crashed\x1b[8m")
+                    .with_detail("stderr \x1b]52;c;eA==\x07".to_string()),
+            ))
+            .unwrap();
+        let text = String::from_utf8(output.into_inner()).unwrap();
+        assert!(
+            text.contains("title\\x1b]0;owned\\x07 clip\\x1b]52;c;aGk=\\x07 \\u{9b}2J \\u{202e}txt.exe\nnext line\tok\n"),
+            "{text:?}"
+        );
+        assert!(text.contains("rm -rf ~/x\\recho harmless"), "{text:?}");
+        assert!(text.contains("\\x1b[2Jcleared"), "{text:?}");
+        assert!(text.contains("stderr \\x1b]52;c;eA==\\x07"), "{text:?}");
+        // Every escape left is one of ours: dim, red, reset.
+        let rest = text
+            .replace("\x1b[2m", "")
+            .replace("\x1b[31m", "")
+            .replace("\x1b[0m", "");
+        assert!(!rest.chars().any(steers_terminal), "{rest:?}");
     }
 }

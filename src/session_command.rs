@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::cli::SessionAction;
 use crate::event::{ErrorCode, TurnError};
-use crate::session::{self, LockError, Stored};
+use crate::session::{LockError, SessionFiles, SessionNames, Stored};
 
 pub fn run(action: SessionAction, workspace: &Path) -> ExitCode {
     let result = match action {
@@ -32,23 +32,30 @@ pub fn run(action: SessionAction, workspace: &Path) -> ExitCode {
     }
 }
 
-fn check_workspace(workspace: &Path) -> Result<(), TurnError> {
-    if workspace.is_dir() {
-        return Ok(());
+fn open_workspace(workspace: &Path) -> Result<SessionFiles, TurnError> {
+    if !workspace.is_dir() {
+        return Err(TurnError::new(
+            ErrorCode::Workspace,
+            format!("workspace {} is not a directory", workspace.display()),
+        ));
     }
-    Err(TurnError::new(
-        ErrorCode::Workspace,
-        format!("workspace {} is not a directory", workspace.display()),
-    ))
+    SessionFiles::open(workspace, SessionNames::workspace_default()).map_err(|error| {
+        TurnError::new(
+            ErrorCode::Workspace,
+            format!("cannot open workspace {}: {error}", workspace.display()),
+        )
+    })
 }
 
 fn show(workspace: &Path) -> Result<serde_json::Value, TurnError> {
-    check_workspace(workspace)?;
-    let turn_running = matches!(session::lock(workspace), Err(LockError::Busy));
-    let file = session::session_path(workspace);
-    let report = match session::read(workspace) {
+    let session = open_workspace(workspace)?;
+    let turn_running = matches!(session.lock(), Err(LockError::Busy));
+    let file = session.path();
+    let report = match session.read() {
         Stored::Fresh => json!({"state": "none"}),
-        Stored::Thread { thread_id, totals } => json!({
+        Stored::Thread {
+            thread_id, totals, ..
+        } => json!({
             "state": "thread",
             "thread_id": thread_id,
             "thread_usage": totals,
@@ -62,9 +69,9 @@ fn show(workspace: &Path) -> Result<serde_json::Value, TurnError> {
 }
 
 fn reset(workspace: &Path) -> Result<serde_json::Value, TurnError> {
-    check_workspace(workspace)?;
+    let session = open_workspace(workspace)?;
     // Held while the file goes, so no turn starts halfway.
-    let _lock = match session::lock(workspace) {
+    let _lock = match session.lock() {
         Ok(lock) => lock,
         Err(LockError::Busy) => {
             return Err(TurnError::new(
@@ -85,22 +92,15 @@ fn reset(workspace: &Path) -> Result<serde_json::Value, TurnError> {
             ));
         }
     };
-    let previous = match session::read(workspace) {
+    let previous = match session.read() {
         Stored::Thread { thread_id, .. } => Some(thread_id),
         _ => None,
     };
-    match std::fs::remove_file(session::session_path(workspace)) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => {
-            return Err(TurnError::new(
-                ErrorCode::Workspace,
-                format!(
-                    "cannot remove {}: {error}",
-                    session::session_path(workspace).display()
-                ),
-            ));
-        }
+    if let Err(error) = session.remove() {
+        return Err(TurnError::new(
+            ErrorCode::Workspace,
+            format!("cannot remove {}: {error}", session.path().display()),
+        ));
     }
     Ok(json!({"reset": true, "previous_thread_id": previous}))
 }

@@ -211,7 +211,7 @@ impl TurnEvents {
         if self.resumed && self.previous_totals.is_none() && usage == UsageSource::RunningTotals {
             notices.push(Event::notice(
                 NoticeLevel::Info,
-                "the thread's earlier usage totals are unknown (session file from v0.1); \
+                "the thread's earlier usage totals are unknown (a v0.1 session file, or one this version cannot read); \
                  this turn's usage is the thread's running total",
             ));
         }

@@ -14,11 +14,12 @@ use crate::child::{self, CodexProcess, SpawnError, StdoutMessage};
 use crate::cli::{MessageArg, TurnArgs};
 use crate::config::{Config, ModelChoice, CONFIG_ENV};
 use crate::event::{ErrorCode, Event, NoticeLevel, TurnError, Usage};
+use crate::images::{self, Images};
 use crate::line_queue::RecvError;
 use crate::locate::{self, CodexBinary};
 use crate::log;
 use crate::output::{exit_code, finish_with, HostPipe, Output, WriteLimits};
-use crate::session::{self, Stored, TurnLock};
+use crate::session::{self, SessionFiles, SessionNames, Stored, TurnLock};
 use crate::signals;
 use crate::translate::{classify_failure, StreamEnd, TurnContext, DEFAULT_OUTPUT_LIMIT};
 use crate::transport::{self, Conversation, Launch};
@@ -49,13 +50,16 @@ struct Prepared {
     workspace: PathBuf,
     message: String,
     binary: CodexBinary,
-    images: Vec<PathBuf>,
+    images: Images,
     record: Option<std::fs::File>,
     /// The whole turn ends by then, from the moment `turn` started.
     deadline: Instant,
+    session: SessionFiles,
     /// `--events all`: text as codex streams it (app-server).
     stream_text: bool,
     stored: Stored,
+    /// What the lock found at its name and kept aside, for notices.
+    lock_kept_aside: Vec<String>,
 }
 
 pub fn run(args: TurnArgs) -> ExitCode {
@@ -122,8 +126,20 @@ fn prepare(args: TurnArgs, started: Instant) -> Result<(Prepared, TurnLock), Tur
     let message = read_message(args.message, deadline)?;
     // A cancel while the message was read (or just after) starts nothing.
     not_stopped(deadline, "nothing was started")?;
-    let lock = match session::lock(&workspace) {
-        Ok(lock) => lock,
+    let session =
+        SessionFiles::open(&workspace, SessionNames::workspace_default()).map_err(|error| {
+            TurnError::new(
+                ErrorCode::Workspace,
+                format!("cannot open workspace {}: {error}", workspace.display()),
+            )
+        })?;
+    let lock = match session.lock() {
+        Ok(lock) => {
+            for message in &lock.kept_aside {
+                log::warning!("{message}");
+            }
+            lock
+        }
         Err(session::LockError::Busy) => {
             return Err(TurnError::new(
                 ErrorCode::SessionBusy,
@@ -149,34 +165,19 @@ fn prepare(args: TurnArgs, started: Instant) -> Result<(Prepared, TurnLock), Tur
         home.as_deref(),
     )?;
     let record = match &args.record {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|error| {
-                    TurnError::new(
-                        ErrorCode::Usage,
-                        format!("cannot open --record file {}: {error}", path.display()),
-                    )
-                })?,
-        ),
+        Some(path) => Some(open_record(path).map_err(|error| {
+            TurnError::new(
+                ErrorCode::Usage,
+                format!("cannot open --record file {}: {error}", path.display()),
+            )
+        })?),
         None => None,
     };
     // Codex runs in the workspace: relative paths must not move with it.
-    let mut images = Vec::with_capacity(args.images.len());
-    for image in &args.images {
-        match std::fs::canonicalize(image) {
-            Ok(path) if path.is_file() => images.push(path),
-            _ => {
-                return Err(TurnError::new(
-                    ErrorCode::Usage,
-                    format!("--image {}: no such file", image.display()),
-                ));
-            }
-        }
-    }
-    let stored = session::read(&workspace);
+    let images = images::prepare(&args.images)?;
+    let stored = session.read();
+    // Nothing above can block; a signal that came meanwhile still counts.
+    not_stopped(deadline, "codex was not started")?;
     let prepared = Prepared {
         config,
         model,
@@ -186,10 +187,26 @@ fn prepare(args: TurnArgs, started: Instant) -> Result<(Prepared, TurnLock), Tur
         images,
         record,
         deadline,
+        session,
         stream_text: !args.output.core_events_only,
         stored,
+        lock_kept_aside: lock.kept_aside.clone(),
     };
     Ok((prepared, lock))
+}
+
+/// The `--record` file, opened for appending. A FIFO there without a
+/// reader must not block the turn before codex starts: opened
+/// non-blocking (a FIFO then fails at once), then made blocking again.
+fn open_record(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    crate::workspace::clear_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&file))?;
+    Ok(file)
 }
 
 /// The signal or timeout that ends the turn now, as an error.
@@ -356,35 +373,59 @@ struct Start {
     notices: Vec<Event>,
 }
 
-fn start_from(stored: &Stored, workspace: &Path) -> Start {
-    match stored {
+fn start_from(prepared: &Prepared) -> Start {
+    let mut notices = lock_notices(prepared);
+    match &prepared.stored {
         Stored::Fresh => Start {
             resume: None,
             previous_totals: Some(Usage::default()),
-            notices: Vec::new(),
+            notices,
         },
-        Stored::Thread { thread_id, totals } => Start {
-            resume: Some(thread_id.clone()),
-            previous_totals: *totals,
-            notices: Vec::new(),
-        },
+        Stored::Thread {
+            thread_id,
+            totals,
+            odd_totals,
+        } => {
+            if let Some(why) = odd_totals {
+                let message = format!(
+                    "the session file {} was written by another adapter version ({why}); thread {thread_id} is resumed, its earlier usage totals are unknown",
+                    prepared.session.path().display()
+                );
+                log::warning!("{message}");
+                notices.push(Event::notice(NoticeLevel::Warning, message));
+            }
+            Start {
+                resume: Some(thread_id.clone()),
+                previous_totals: *totals,
+                notices,
+            }
+        }
         Stored::Corrupt { reason } => {
-            let kept = match session::keep_corrupt(workspace) {
+            let kept = match prepared.session.keep_corrupt() {
                 Ok(kept) => format!("kept as {}", kept.display()),
                 Err(error) => format!("could not be moved aside: {error}"),
             };
             let message = format!(
                 "the session file {} is unusable ({reason}); starting a new codex thread; the old file {kept}",
-                session::session_path(workspace).display()
+                prepared.session.path().display()
             );
             log::warning!("{message}");
+            notices.push(Event::notice(NoticeLevel::Warning, message));
             Start {
                 resume: None,
                 previous_totals: Some(Usage::default()),
-                notices: vec![Event::notice(NoticeLevel::Warning, message)],
+                notices,
             }
         }
     }
+}
+
+/// What the lock found at its name and kept aside (logged when found).
+fn lock_notices(prepared: &Prepared) -> Vec<Event> {
+    let kept = &prepared.lock_kept_aside;
+    kept.iter()
+        .map(|message| Event::notice(NoticeLevel::Warning, message.clone()))
+        .collect()
 }
 
 /// How a run of the translation loop ended.
@@ -405,12 +446,12 @@ fn execute(prepared: Prepared, lock: TurnLock, output: &mut Output<HostPipe>) ->
     let deadline = prepared.deadline;
     let mut host = Host {
         output,
-        workspace: &prepared.workspace,
+        session: &prepared.session,
         lock: Some(lock),
         pending: VecDeque::new(),
         graced: false,
     };
-    let start = start_from(&prepared.stored, &prepared.workspace);
+    let start = start_from(&prepared);
     let resumed_thread = start.resume.clone().unwrap_or_default();
     let mut start = start;
     // Several app-servers started at once on a fresh CODEX_HOME race on
@@ -432,10 +473,12 @@ fn execute(prepared: Prepared, lock: TurnLock, output: &mut Output<HostPipe>) ->
         "codex no longer knows thread {resumed_thread} (its sessions were removed or CODEX_HOME changed); started a new thread"
     );
     log::warning!("{message}");
+    let mut notices = lock_notices(&prepared);
+    notices.push(Event::notice(NoticeLevel::Warning, message));
     let fresh = Start {
         resume: None,
         previous_totals: Some(Usage::default()),
-        notices: vec![Event::notice(NoticeLevel::Warning, message)],
+        notices,
     };
     run_codex(&prepared, fresh, deadline, false, &mut host).exit_code()
 }
@@ -507,7 +550,7 @@ fn run_codex(
         env,
         workspace: &prepared.workspace,
         message: &prepared.message,
-        images: &prepared.images,
+        images: &prepared.images.paths,
         sandbox: prepared.config.sandbox,
         codex_model: prepared.model.codex_model.as_deref(),
         extra_args: &prepared.config.extra_args,
@@ -865,7 +908,7 @@ enum Undelivered {
 /// let go once the terminal event is all that is left to write.
 struct Host<'a> {
     output: &'a mut Output<HostPipe>,
-    workspace: &'a Path,
+    session: &'a SessionFiles,
     lock: Option<TurnLock>,
     /// Events not written yet, and whether the session was already saved
     /// for each.
@@ -949,25 +992,25 @@ impl Host<'_> {
         let result = match event {
             // A resumed thread is already what the file holds.
             Event::MessageStart { session_id, .. } if !translator.resumed() => {
-                session::write(self.workspace, session_id, translator.baseline())
+                self.session.write(session_id, translator.baseline())
             }
             Event::MessageEnd {
                 session_id,
                 thread_usage,
                 ..
-            } => session::write(self.workspace, session_id, Some(*thread_usage)),
+            } => self.session.write(session_id, Some(*thread_usage)),
             _ => return None,
         };
         result
             .err()
-            .map(|error| session_write_failed(self.workspace, &error))
+            .map(|error| session_write_failed(self.session, &error))
     }
 }
 
-fn session_write_failed(workspace: &Path, error: &io::Error) -> Event {
+fn session_write_failed(session: &SessionFiles, error: &io::Error) -> Event {
     let message = format!(
-        "could not save the session file in {}: {error}; the next turn will not resume this thread",
-        workspace.display()
+        "could not save the session file {}: {error}; the next turn will not resume this thread",
+        session.path().display()
     );
     log::warning!("{message}");
     Event::notice(NoticeLevel::Warning, message)

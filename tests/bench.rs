@@ -20,6 +20,8 @@
 
 #[path = "support/mock_responses.rs"]
 mod mock_responses;
+#[path = "support/rss.rs"]
+mod rss;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -578,7 +580,7 @@ impl Bench {
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap();
-            let peak = peak_hwm(child.id());
+            let peak = rss::peak_rss_sampler(child.id(), u64::MAX);
             let mut stdout = child.stdout.take().unwrap();
             let mut chunk = vec![0u8; 64 * 1024];
             let mut read = 0u64;
@@ -595,7 +597,7 @@ impl Bench {
             }
             // Not wait4's figure: that includes the fake codex, which holds
             // the whole stream in memory.
-            let rss = peak.join().unwrap();
+            let rss = peak.join().unwrap() as i64;
             let (elapsed, _) = wait_rss(child.id(), started);
             std::mem::forget(child);
             let ended = String::from_utf8_lossy(&last).contains("\"message_end\"");
@@ -650,27 +652,6 @@ fn write_message_stream(path: &Path, target: u64) -> u64 {
     );
     file.flush().unwrap();
     written
-}
-
-/// The peak RSS (VmHWM, KiB) of `pid` itself, sampled until it exits.
-fn peak_hwm(pid: u32) -> std::thread::JoinHandle<i64> {
-    std::thread::spawn(move || {
-        let mut peak = 0;
-        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            let Some(hwm) = status.lines().find_map(|line| line.strip_prefix("VmHWM:")) else {
-                break; // a zombie
-            };
-            let kib = hwm
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .unwrap_or(0);
-            peak = peak.max(kib);
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        peak
-    })
 }
 
 /// Waits for a child with wait4, returning wall time and peak RSS (KiB).

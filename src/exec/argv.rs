@@ -39,9 +39,14 @@ pub fn exec_args(request: &ExecRequest) -> Vec<OsString> {
     if let Some(model) = request.codex_model {
         args.extend(["--model".into(), model.into()]);
     }
+    // `--image=PATH`, one per image: codex's `--image PATH…` is variadic
+    // and would take `resume <id>` as two more images (a new thread,
+    // silently); the `=` form ends each value. Paths are absolute and
+    // comma-free (see `images`).
     for image in request.images {
-        args.push("--image".into());
-        args.push(image.as_os_str().to_owned());
+        let mut arg = OsString::from("--image=");
+        arg.push(image.as_os_str());
+        args.push(arg);
     }
     args.extend(request.extra_args.iter().map(OsString::from));
     if let Some(thread) = request.resume_thread {
@@ -92,12 +97,13 @@ mod tests {
             &words[resume..],
             ["resume", "01a20bef-77e0-7061-a52a-e86d8a4aaf20", "--", "-"]
         );
-        for flag in ["--sandbox", "--model", "--image", "-c"] {
+        for flag in ["--sandbox", "--model", "--image=a.png", "-c"] {
             assert!(
                 words.iter().position(|w| w == &flag).unwrap() < resume,
                 "{flag}"
             );
         }
+        assert!(!words.contains(&"--image"), "never the variadic form");
         assert!(!words.contains(&"--dangerously-bypass-approvals-and-sandbox"));
     }
 }

@@ -16,12 +16,16 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::faults::{
-    fake_codex, finish, peak_rss_sampler, processes, read_until, send_signal, survivors, DONE,
-    THREAD,
+    fake_codex, finish, processes, read_until, send_signal, survivors, DONE, THREAD,
 };
 use crate::support::{
-    adapter, codex_launcher, codex_launcher_oldest, codex_version, run, spawn, Run, World,
+    adapter, codex_launcher, codex_launcher_oldest, codex_version, peak_rss_sampler, run, spawn,
+    Run, World,
 };
+
+/// Past this a memory test has failed already: the sampler kills the
+/// adapter before a broken build (growing without end) can hurt the machine.
+const RSS_GUARD_KIB: u64 = 256 * 1024;
 
 /// Waits (generously) until `ready` holds; false if it never did.
 fn eventually(mut ready: impl FnMut() -> bool) -> bool {
@@ -56,7 +60,7 @@ fn a_host_that_does_not_read_keeps_memory_flat_and_the_turn_still_ends() {
             &[]
         };
         let mut child = spawn(&mut world.turn_command(extra, "hi"), None);
-        let peak = peak_rss_sampler(child.id());
+        let peak = peak_rss_sampler(child.id(), RSS_GUARD_KIB);
         // The host reads nothing until codex has been stopped.
         assert!(eventually(
             || !processes(Some(&world.workspace), None).is_empty()
@@ -263,7 +267,7 @@ fn an_endless_stdin_is_read_only_to_the_limit() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().unwrap();
-    let peak = peak_rss_sampler(child.id());
+    let peak = peak_rss_sampler(child.id(), RSS_GUARD_KIB);
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {
         let chunk = vec![b'x'; 1 << 20];

@@ -3,6 +3,8 @@
 
 #[path = "../support/mock_responses.rs"]
 mod mock_responses;
+#[path = "../support/rss.rs"]
+mod rss;
 
 mod app_server;
 mod e2e;
@@ -11,4 +13,5 @@ mod golden;
 mod hosts;
 mod operator;
 mod record;
+mod security;
 mod support;

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::mock_responses::MockServer;
+pub use crate::rss::peak_rss_sampler;
 
 pub const ADAPTER: &str = env!("CARGO_BIN_EXE_plexum-openai-provider");
 
@@ -457,4 +458,37 @@ struct StrictUsage {
     cache_write_tokens: u64,
     output_tokens: u64,
     reasoning_tokens: u64,
+}
+
+/// A 1×1 PNG.
+pub const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// Runs the adapter (stdin empty, stderr dropped) and returns the run and
+/// its peak RSS in KiB; beyond `kill_above_kib` it is killed, so that a run
+/// reading without bound fails instead of exhausting the machine.
+pub fn run_measuring_memory(command: &mut Command, kill_above_kib: u64) -> (Run, u64) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let peak = peak_rss_sampler(child.id(), kill_above_kib);
+    let mut stdout = Vec::new();
+    std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    let peak_kib = peak.join().unwrap();
+    let run = Run::from_output(Output {
+        status,
+        stdout,
+        stderr: Vec::new(),
+    });
+    assert!(peak_kib > 0, "the sampler saw the adapter");
+    (run, peak_kib)
 }
