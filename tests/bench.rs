@@ -453,7 +453,7 @@ impl Bench {
     }
 
     fn transports(&self) -> Vec<(String, bool, String)> {
-        println!("\n== 5. transports: exec vs app-server (real codex + mock, alternated)");
+        println!("\n== 6. transports: exec vs app-server (real codex + mock, alternated)");
         let mock = mock_responses::MockServer::start();
         let codex_home = self.dir.join("codex-home-transports");
         mock.write_codex_home(&codex_home);
