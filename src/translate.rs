@@ -508,8 +508,12 @@ impl Action {
                 output,
                 exit_code,
                 status,
-            } => {
-                let status = match status.as_str() {
+            } => Tool {
+                id,
+                kind: ToolKind::Command,
+                name: String::from("shell"),
+                input: json!({ "command": command }),
+                status: match status.as_str() {
                     // A non-zero exit is a failure, whatever the status says.
                     "in_progress" | "inProgress" | "completed"
                         if exit_code.is_some_and(|code| code != 0) =>
@@ -517,14 +521,34 @@ impl Action {
                         ToolStatus::Failed
                     }
                     other => tool_status(other),
-                };
-                Tool::command(id, command, output, exit_code, status)
-            }
+                },
+                output,
+                exit_code: Some(exit_code),
+            },
             Action::FileChange {
                 id,
                 changes,
                 status,
-            } => Tool::file_change(id, &changes, tool_status(&status)),
+            } => {
+                let listed: Vec<Value> = changes
+                    .iter()
+                    .map(|(path, kind)| json!({ "path": path, "kind": kind }))
+                    .collect();
+                let output = changes
+                    .iter()
+                    .map(|(path, kind)| format!("{kind} {path}"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                Tool {
+                    id,
+                    kind: ToolKind::FileChange,
+                    name: String::from("apply_patch"),
+                    input: json!({ "changes": listed }),
+                    status: tool_status(&status),
+                    output,
+                    exit_code: None,
+                }
+            }
             Action::Mcp {
                 id,
                 server,
@@ -533,22 +557,46 @@ impl Action {
                 result,
                 error,
                 status,
-            } => Tool::mcp(
+            } => Tool {
                 id,
-                server,
-                tool,
-                arguments,
-                result,
-                error,
-                tool_status(&status),
-            ),
-            Action::WebSearch { id, query, action } => Tool::web_search(id, query, action),
+                kind: ToolKind::Mcp,
+                name: tool,
+                input: json!({ "server": server, "arguments": arguments }),
+                status: tool_status(&status),
+                output: match error {
+                    Value::Null => mcp_result_text(result),
+                    Value::String(message) => message,
+                    error => error
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                        .unwrap_or_else(|| error.to_string()),
+                },
+                exit_code: None,
+            },
+            Action::WebSearch { id, query, action } => Tool {
+                id,
+                kind: ToolKind::WebSearch,
+                name: String::from("web_search"),
+                input: json!({ "query": query, "action": action }),
+                status: ToolStatus::Completed,
+                output: String::new(),
+                exit_code: None,
+            },
             Action::Other {
                 id,
                 item_type,
                 status: Some(status),
                 fields,
-            } => Tool::other(id, item_type, fields, tool_status(&status)),
+            } => Tool {
+                id,
+                kind: ToolKind::Other,
+                name: item_type,
+                input: fields,
+                status: tool_status(&status),
+                output: String::new(),
+                exit_code: None,
+            },
             Action::Other { status: None, .. } => return None,
         };
         Some(tool)
@@ -568,99 +616,6 @@ pub struct Tool {
 }
 
 impl Tool {
-    pub fn command(
-        id: String,
-        command: String,
-        output: String,
-        exit_code: Option<i64>,
-        status: ToolStatus,
-    ) -> Tool {
-        Tool {
-            id,
-            kind: ToolKind::Command,
-            name: String::from("shell"),
-            input: json!({ "command": command }),
-            status,
-            output,
-            exit_code: Some(exit_code),
-        }
-    }
-
-    /// A file change, `changes` as `(path, kind)`.
-    pub fn file_change(id: String, changes: &[(String, String)], status: ToolStatus) -> Tool {
-        let listed: Vec<Value> = changes
-            .iter()
-            .map(|(path, kind)| json!({ "path": path, "kind": kind }))
-            .collect();
-        let output = changes
-            .iter()
-            .map(|(path, kind)| format!("{kind} {path}"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        Tool {
-            id,
-            kind: ToolKind::FileChange,
-            name: String::from("apply_patch"),
-            input: json!({ "changes": listed }),
-            status,
-            output,
-            exit_code: None,
-        }
-    }
-
-    pub fn mcp(
-        id: String,
-        server: String,
-        tool: String,
-        arguments: Value,
-        result: Value,
-        error: Value,
-        status: ToolStatus,
-    ) -> Tool {
-        Tool {
-            id,
-            kind: ToolKind::Mcp,
-            name: tool,
-            input: json!({ "server": server, "arguments": arguments }),
-            status,
-            output: match error {
-                Value::Null => mcp_result_text(result),
-                Value::String(message) => message,
-                error => error
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .map(String::from)
-                    .unwrap_or_else(|| error.to_string()),
-            },
-            exit_code: None,
-        }
-    }
-
-    pub fn web_search(id: String, query: String, action: Value) -> Tool {
-        Tool {
-            id,
-            kind: ToolKind::WebSearch,
-            name: String::from("web_search"),
-            input: json!({ "query": query, "action": action }),
-            status: ToolStatus::Completed,
-            output: String::new(),
-            exit_code: None,
-        }
-    }
-
-    /// An action of a type this adapter does not know.
-    pub fn other(id: String, item_type: String, fields: Value, status: ToolStatus) -> Tool {
-        Tool {
-            id,
-            kind: ToolKind::Other,
-            name: item_type,
-            input: fields,
-            status,
-            output: String::new(),
-            exit_code: None,
-        }
-    }
-
     /// The `tool_call` and the `tool_result` (its output bounded).
     fn into_events(self, output_limit: usize) -> (Event, Event) {
         let call = Event::ToolCall {
