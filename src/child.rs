@@ -10,7 +10,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -48,6 +48,19 @@ struct SharedFacts {
 const STDERR_SETTLE: Duration = Duration::from_millis(500);
 
 impl StderrFacts {
+    /// Codex lost a race on its database with another codex starting on
+    /// the same fresh CODEX_HOME (seen with app-server): `table … already
+    /// exists`, `UNIQUE constraint failed: _sqlx_migrations…`. A second
+    /// start works.
+    pub fn lost_database_race(&self) -> bool {
+        self.tail.iter().any(|line| {
+            let line = line.to_lowercase();
+            (line.contains("table") && line.contains("already exists"))
+                || line.contains("_sqlx_migrations")
+                || line.contains("database is locked")
+        })
+    }
+
     pub fn tail_text(&self) -> String {
         let lines: Vec<&str> = self.tail.iter().map(String::as_str).collect();
         lines.join("\n")
@@ -112,16 +125,31 @@ pub struct CodexProcess {
 }
 
 impl CodexProcess {
+    /// Starts codex with `request.message` written to its stdin, which is
+    /// then closed (exec: codex must never wait for input).
     pub fn spawn(request: SpawnRequest) -> Result<CodexProcess, SpawnError> {
-        CodexProcess::spawn_with(request, spawn_thread)
+        let (process, _) = CodexProcess::spawn_with(request, spawn_thread, false)?;
+        Ok(process)
+    }
+
+    /// Starts codex and hands its stdin to the caller, who writes it from
+    /// the thread that owns the turn (app-server's JSON-RPC requests);
+    /// `request.message` is not written.
+    pub fn spawn_keeping_stdin(
+        request: SpawnRequest,
+    ) -> Result<(CodexProcess, ChildStdin), SpawnError> {
+        let (process, stdin) = CodexProcess::spawn_with(request, spawn_thread, true)?;
+        Ok((process, stdin.expect("stdin is kept")))
     }
 
     /// `spawn`, with the function that starts the I/O threads given (tests
-    /// make it fail as a process limit would).
+    /// make it fail as a process limit would), and codex's stdin kept for
+    /// the caller or written by a thread.
     fn spawn_with(
         request: SpawnRequest,
         start_thread: ThreadStarter,
-    ) -> Result<CodexProcess, SpawnError> {
+        keep_stdin: bool,
+    ) -> Result<(CodexProcess, Option<ChildStdin>), SpawnError> {
         let mut command = Command::new(request.program);
         command
             .args(&request.args)
@@ -165,11 +193,16 @@ impl CodexProcess {
         let record = request
             .record
             .map(|file| Box::new(io::BufWriter::new(file)) as Box<dyn Write + Send>);
-        let jobs: [Job; 3] = [
-            Box::new(move || write_stdin(stdin, message)),
+        let mut jobs: Vec<Job> = vec![
             Box::new(move || drain_stderr(stderr, &facts, echo)),
             Box::new(move || read_stdout(stdout, record, &sender)),
         ];
+        let kept = if keep_stdin {
+            Some(stdin)
+        } else {
+            jobs.push(Box::new(move || write_stdin(stdin, message)));
+            None
+        };
         for job in jobs {
             match start_thread(job) {
                 Ok(thread) => process.threads.push(thread),
@@ -181,7 +214,7 @@ impl CodexProcess {
                 }
             }
         }
-        Ok(process)
+        Ok((process, kept))
     }
 
     /// What codex said on stderr. Once it has exited, the drain is given a
@@ -223,7 +256,7 @@ impl CodexProcess {
             }
             let pause = deadline - now;
             match &self.pidfd {
-                Some(pidfd) => wait_readable(pidfd, pause),
+                Some(pidfd) => wait_ready(pidfd, libc::POLLIN, pause),
                 // Kernels before 5.3: a short sleep.
                 None => std::thread::sleep(pause.min(Duration::from_millis(1))),
             }
@@ -302,11 +335,12 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Blocks until `fd` is readable or `limit` has passed.
-fn wait_readable(fd: &OwnedFd, limit: Duration) {
+/// Blocks until `fd` is ready for `events` (`POLLIN`, `POLLOUT`) or
+/// `limit` has passed.
+pub fn wait_ready(fd: &impl AsRawFd, events: libc::c_short, limit: Duration) {
     let mut pollfd = libc::pollfd {
         fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
+        events,
         revents: 0,
     };
     let millis = limit.as_millis().clamp(1, i32::MAX as u128) as i32;
@@ -527,7 +561,9 @@ mod tests {
             record: None,
             echo_stderr: false,
         };
-        let error = match CodexProcess::spawn_with(request, second_thread_fails) {
+        let error = match CodexProcess::spawn_with(request, second_thread_fails, false)
+            .map(|(process, _)| process)
+        {
             Err(error) => error,
             Ok(_) => panic!("the thread failure was not reported"),
         };

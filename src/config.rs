@@ -20,6 +20,7 @@ pub struct Config {
     pub timeout_secs: u64,
     pub env: BTreeMap<String, String>,
     pub sandbox: Sandbox,
+    pub transport: Transport,
 }
 
 impl Default for Config {
@@ -32,6 +33,7 @@ impl Default for Config {
             timeout_secs: 1800,
             env: BTreeMap::new(),
             sandbox: Sandbox::Bypass,
+            transport: Transport::Exec,
         }
     }
 }
@@ -44,6 +46,16 @@ pub enum Sandbox {
     Bypass,
     WorkspaceWrite,
     ReadOnly,
+}
+
+/// How codex is driven for a turn (PROTOCOL.md section 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// `codex exec --json`: each agent message when it is complete.
+    Exec,
+    /// `codex app-server` on stdio: the reply streamed as the model writes it.
+    AppServer,
 }
 
 /// Where the config came from, for messages.
@@ -292,6 +304,14 @@ mod tests {
         }
         let error = Config::parse(r#"{"env": {"X": "\u0000"}}"#).unwrap_err();
         assert!(error.contains("`env`"), "{error}");
+    }
+
+    #[test]
+    fn transport_is_exec_or_app_server() {
+        let config = Config::parse(r#"{"transport": "app-server"}"#).unwrap();
+        assert_eq!(config.transport, Transport::AppServer);
+        let error = Config::parse(r#"{"transport": "appserver"}"#).unwrap_err();
+        assert!(error.contains("appserver"), "{error}");
     }
 
     #[test]

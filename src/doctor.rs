@@ -17,6 +17,10 @@ use crate::session::{self, SessionFiles, SessionNames, Stored};
 /// The oldest codex release the adapter supports.
 pub const OLDEST_SUPPORTED: (u64, u64, u64) = (0, 135, 0);
 
+/// The codex releases the app-server transport was tested on (`make
+/// compat`): its protocol is experimental and changes between releases.
+pub const APP_SERVER_TESTED: [(u64, u64, u64); 2] = [OLDEST_SUPPORTED, (0, 171, 0)];
+
 /// The PATH a systemd service gets when its unit sets none.
 pub const SYSTEMD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -158,6 +162,7 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
     if let Some(binary) = &binary {
         checks.push(version_check(binary, &config));
         checks.push(auth_check(binary, &config));
+        checks.push(transport_check(binary, &config));
     }
     // Without any codex, the binary check already says what to do.
     if binary.is_some() {
@@ -265,6 +270,123 @@ fn version_check(binary: &CodexBinary, config: &Config) -> Check {
             ),
         },
     }
+}
+
+fn version_text((major, minor, patch): (u64, u64, u64)) -> String {
+    format!("{major}.{minor}.{patch}")
+}
+
+/// The transport the config picks: for app-server, whether codex answers
+/// `initialize`, and whether its version is one the transport was tested on.
+fn transport_check(binary: &CodexBinary, config: &Config) -> Check {
+    let name = "transport";
+    let [oldest, newest] = APP_SERVER_TESTED.map(version_text);
+    if config.transport == crate::config::Transport::Exec {
+        return Check::ok(
+            name,
+            format!("exec (`codex exec --json`: each agent message when it is complete; supported: {} and later)", version_text(OLDEST_SUPPORTED)),
+        );
+    }
+    match app_server_handshake(binary, config) {
+        Err(error) => Check::problem(
+            name,
+            format!("app-server: {error}"),
+            "check that `codex app-server` runs for the service's user, or set `transport` to \"exec\"",
+        ),
+        Ok(user_agent) => {
+            let version = user_agent
+                .split('/')
+                .nth(1)
+                .and_then(|rest| parse_version(&rest.replace(['(', ')'], " ")));
+            let tested = format!("tested on {oldest} to {newest}");
+            match version {
+                Some(version) if version >= APP_SERVER_TESTED[0] && version <= APP_SERVER_TESTED[1] => Check::ok(
+                    name,
+                    format!("app-server: codex {} answers initialize ({tested})", version_text(version)),
+                ),
+                Some(version) if version < APP_SERVER_TESTED[0] => Check::problem(
+                    name,
+                    format!("app-server: codex {} is older than {oldest}", version_text(version)),
+                    "upgrade codex: `npm install -g @openai/codex@latest`",
+                ),
+                _ => Check::warning(
+                    name,
+                    format!("app-server: codex answers initialize ({user_agent}), but the transport was {tested}; its protocol is experimental"),
+                    "run `make compat VERSIONS=latest` before relying on it, or set `transport` to \"exec\"",
+                ),
+            }
+        }
+    }
+}
+
+/// Starts `codex app-server`, says `initialize`, and returns the userAgent
+/// of its answer; codex is stopped either way.
+fn app_server_handshake(binary: &CodexBinary, config: &Config) -> Result<String, String> {
+    use std::io::{BufRead, Write};
+    let mut child = Command::new(&binary.path)
+        .args(crate::app_server::args(&config.extra_args))
+        .envs(binary.launcher_env.iter().map(|(k, v)| (k, v)))
+        .envs(config.env.iter().map(|(k, v)| (k, OsString::from(v))))
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", binary.path.display()))?;
+    let plan = crate::app_server::rpc::TurnPlan {
+        cwd: String::from("."),
+        sandbox: config.sandbox,
+        codex_model: None,
+        resume: None,
+        message: String::new(),
+        images: Vec::new(),
+    };
+    let opening = crate::app_server::rpc::Conversation::new(plan).opening();
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let _ = writeln!(stdin, "{opening}");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (sender, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .split(b'\n')
+            .map_while(Result::ok)
+        {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(wait) {
+            Ok(line) => {
+                let value: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
+                if value["id"] == crate::app_server::message::request_id::INITIALIZE {
+                    break match value["result"]["userAgent"].as_str() {
+                        Some(agent) => Ok(agent.to_string()),
+                        None => Err(format!("codex refused initialize: {}", value["error"])),
+                    };
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                break Err(String::from(
+                    "`codex app-server` did not answer initialize within 20 s",
+                ))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                break Err(String::from(
+                    "`codex app-server` exited without answering initialize",
+                ))
+            }
+        }
+    };
+    // Closing stdin ends app-server; a kill covers one that does not.
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
+    answer
 }
 
 fn auth_check(binary: &CodexBinary, config: &Config) -> Check {

@@ -15,6 +15,11 @@ pub enum Event {
     TextDelta {
         text: String,
     },
+    /// The turn's text so far replaces what was shown (codex restarted a
+    /// message after a transient error; app-server only).
+    TextReset {
+        text: String,
+    },
     Reasoning {
         text: String,
     },

@@ -13,6 +13,7 @@
 //! `turn` touches all of them; `replay` feeds a recorded stream straight to
 //! `exec::translate`. Everything for people goes to stderr.
 
+pub mod app_server;
 pub mod child;
 pub mod cli;
 pub mod config;
@@ -30,6 +31,8 @@ pub mod replay;
 pub mod session;
 mod session_command;
 mod signals;
+pub mod translate;
+pub mod transport;
 pub mod turn;
 pub mod workspace;
 

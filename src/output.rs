@@ -119,6 +119,13 @@ impl<W: Write> Output<W> {
                 self.buf.extend_from_slice(visible(text).as_bytes());
                 self.at_line_start = text.ends_with('\n');
             }
+            Event::TextReset { text } => {
+                // A terminal cannot take text back: say so, then show the
+                // turn's text as it now stands.
+                self.dim_line("↺ codex restarted its reply; it now reads:");
+                self.buf.extend_from_slice(visible(text).as_bytes());
+                self.at_line_start = text.is_empty() || text.ends_with('\n');
+            }
             Event::Reasoning { text } => self.dim_line(&format!("thinking: {}", one_line(text))),
             Event::ToolCall { name, input, .. } => {
                 let shown = match input.get("command").and_then(|c| c.as_str()) {
@@ -471,6 +478,22 @@ mod tests {
     use super::*;
     use crate::event::{ErrorCode, TurnError};
     use std::io::Read;
+
+    #[test]
+    fn a_text_reset_is_said_and_its_control_characters_shown_visibly() {
+        let mut output = Output::new(Vec::new(), true, false, false);
+        output
+            .emit(&Event::TextDelta { text: "Hel".into() })
+            .unwrap();
+        output
+            .emit(&Event::TextReset {
+                text: "Hello \x1b[2J".into(),
+            })
+            .unwrap();
+        let text = String::from_utf8(output.into_inner()).unwrap();
+        assert!(text.contains("restarted its reply"), "{text:?}");
+        assert!(!text.contains('\x1b'), "{text:?}");
+    }
 
     #[test]
     fn jsonl_is_one_object_per_line_and_core_filters() {

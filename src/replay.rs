@@ -8,10 +8,11 @@ use std::process::ExitCode;
 
 use crate::cli::{ReplayArgs, ReplayInput};
 use crate::event::{ErrorCode, Event, TurnError};
-use crate::exec::translate::{StreamEnd, Translator, TurnContext, DEFAULT_OUTPUT_LIMIT};
 use crate::line_reader::{LineRead, LineReader};
 use crate::output::{exit_code, finish_with, Output, WriteLimits};
 use crate::signals;
+use crate::translate::{StreamEnd, TurnContext, DEFAULT_OUTPUT_LIMIT};
+use crate::transport::Recording;
 
 pub fn run(args: ReplayArgs) -> ExitCode {
     signals::install(false);
@@ -41,7 +42,8 @@ pub fn run(args: ReplayArgs) -> ExitCode {
         }
     };
     let model = args.model.unwrap_or_else(|| String::from("codex"));
-    match translate_stream(input, model, &mut output) {
+    let stream_text = !args.output.core_events_only;
+    match translate_stream(input, model, stream_text, &mut output) {
         Ok(completed) => exit_code(completed),
         // Stopped before a line was begun: the host gets a bounded time
         // for the terminal event.
@@ -63,18 +65,25 @@ pub fn run(args: ReplayArgs) -> ExitCode {
 /// turn) is one run: every turn's events in order, one `message_start`, and
 /// one terminal event at the end, the last turn's. Each turn's terminal
 /// event is held back until the stream shows whether another turn follows.
+///
+/// Which transport recorded the stream is told by its first line;
+/// `stream_text` is false for `--events core` (app-server recordings then
+/// give each message once it is complete).
 pub fn translate_stream<W: io::Write>(
     input: impl BufRead,
     model: String,
+    stream_text: bool,
     output: &mut Output<W>,
 ) -> io::Result<bool> {
-    let mut translator = Translator::new(TurnContext {
+    let mut context = Some(TurnContext {
         model,
         resumed_thread: None,
         previous_totals: None,
         notices: Vec::new(),
         output_limit: DEFAULT_OUTPUT_LIMIT,
     });
+    // Chosen by the first line (an empty stream is exec's).
+    let mut chosen: Option<Recording> = None;
     let mut lines = LineReader::new(input, None);
     let mut line = Vec::new();
     let mut events = Vec::new();
@@ -83,7 +92,16 @@ pub fn translate_stream<W: io::Write>(
         if let Some(signal) = signals::received() {
             break StreamEnd::Stopped(signals::cancelled(signal, "the replay was stopped"));
         }
-        match lines.next_line(&mut line) {
+        let read = lines.next_line(&mut line);
+        let translator = chosen.get_or_insert_with(|| {
+            let first: &[u8] = match read {
+                Ok(LineRead::Line) => &line,
+                _ => b"",
+            };
+            let context = context.take().expect("one translator per run");
+            Recording::for_first_line(first, context, stream_text)
+        });
+        match read {
             Ok(LineRead::Line) => {
                 if translator.is_ended() && !translator.begins_next_turn(&line) {
                     continue; // after the end, only a new turn counts
@@ -111,7 +129,13 @@ pub fn translate_stream<W: io::Write>(
         // Stopped after a turn had ended: the stop is the run's end.
         (Some(_), StreamEnd::Stopped(error)) => events.push(Event::Error(error)),
         (Some(terminal), _) => events.push(terminal),
-        (None, end) => translator.finish(end, &mut events),
+        (None, end) => {
+            let translator = chosen.get_or_insert_with(|| {
+                let context = context.take().expect("one translator per run");
+                Recording::for_first_line(b"", context, stream_text)
+            });
+            translator.finish(end, &mut events)
+        }
     }
     let completed = matches!(events.last(), Some(Event::MessageEnd { .. }));
     for event in events.drain(..) {

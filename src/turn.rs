@@ -10,14 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::child::{self, CodexProcess, SpawnError, SpawnRequest, StdoutMessage};
+use crate::child::{self, CodexProcess, SpawnError, StdoutMessage};
 use crate::cli::{MessageArg, TurnArgs};
 use crate::config::{Config, ModelChoice, CONFIG_ENV};
 use crate::event::{ErrorCode, Event, NoticeLevel, TurnError, Usage};
-use crate::exec::argv::{self, ExecRequest};
-use crate::exec::translate::{
-    classify_failure, StreamEnd, Translator, TurnContext, DEFAULT_OUTPUT_LIMIT,
-};
 use crate::images::{self, Images};
 use crate::line_queue::RecvError;
 use crate::locate::{self, CodexBinary};
@@ -25,6 +21,8 @@ use crate::log;
 use crate::output::{exit_code, finish_with, HostPipe, Output, WriteLimits};
 use crate::session::{self, SessionFiles, SessionNames, Stored, TurnLock};
 use crate::signals;
+use crate::translate::{classify_failure, StreamEnd, TurnContext, DEFAULT_OUTPUT_LIMIT};
+use crate::transport::{self, Conversation, Launch};
 
 /// Codex refuses prompts over this many characters (Unicode scalars).
 pub const MAX_MESSAGE_CHARS: usize = 1_048_576;
@@ -57,6 +55,8 @@ struct Prepared {
     /// The whole turn ends by then, from the moment `turn` started.
     deadline: Instant,
     session: SessionFiles,
+    /// `--events all`: text as codex streams it (app-server).
+    stream_text: bool,
     stored: Stored,
     /// What the lock found at its name and kept aside, for notices.
     lock_kept_aside: Vec<String>,
@@ -195,6 +195,7 @@ fn prepare(args: TurnArgs, started: Instant) -> Result<(Prepared, TurnLock), Tur
         record,
         deadline,
         session,
+        stream_text: !args.output.core_events_only,
         stored,
         lock_kept_aside: lock.kept_aside.clone(),
     };
@@ -459,8 +460,19 @@ fn execute(prepared: Prepared, lock: TurnLock, output: &mut Output<HostPipe>) ->
     };
     let start = start_from(&prepared);
     let resumed_thread = start.resume.clone().unwrap_or_default();
-    if let Some(code) = run_codex(&prepared, start, deadline, &mut host) {
-        return code;
+    let mut start = start;
+    // Several app-servers started at once on a fresh CODEX_HOME race on
+    // codex's database; all but one exit before answering, and a second
+    // start works.
+    for attempt in 1.. {
+        match run_codex(&prepared, start, deadline, attempt < 3, &mut host) {
+            Ended::Turn(code) => return code,
+            Ended::NeverAnswered(again) => {
+                log::info!("codex lost a race on its database; starting it once more");
+                start = again;
+            }
+            Ended::UnknownThread => break,
+        }
     }
     // Only a resume gets here: codex no longer knows the thread. Start
     // afresh in this run so the user's message is not lost.
@@ -475,26 +487,39 @@ fn execute(prepared: Prepared, lock: TurnLock, output: &mut Output<HostPipe>) ->
         previous_totals: Some(Usage::default()),
         notices,
     };
-    run_codex(&prepared, fresh, deadline, &mut host).unwrap_or(ExitCode::FAILURE)
+    run_codex(&prepared, fresh, deadline, false, &mut host).exit_code()
 }
 
-/// Runs codex once from `start` and ends the turn; `None` when codex said
-/// the thread to resume is unknown before naming any thread (nothing was
-/// printed then, so the caller can start a new thread in the same run).
+/// How one run of codex ended.
+enum Ended {
+    /// The turn is over (its terminal event written, or the host gone).
+    Turn(ExitCode),
+    /// Codex said the thread to resume is unknown before naming any
+    /// thread; nothing was printed, so a new thread can start in this run.
+    UnknownThread,
+    /// Codex exited before it could be spoken to, having lost a race on
+    /// its database; nothing was printed.
+    NeverAnswered(Start),
+}
+
+impl Ended {
+    fn exit_code(self) -> ExitCode {
+        match self {
+            Ended::Turn(code) => code,
+            _ => ExitCode::FAILURE,
+        }
+    }
+}
+
+/// Runs codex once from `start` and, unless nothing could be printed yet
+/// (see [`Ended`]), ends the turn.
 fn run_codex(
     prepared: &Prepared,
     start: Start,
     deadline: Instant,
+    may_start_again: bool,
     host: &mut Host,
-) -> Option<ExitCode> {
-    let request = ExecRequest {
-        sandbox: Some(prepared.config.sandbox),
-        codex_model: prepared.model.codex_model.as_deref(),
-        images: &prepared.images.paths,
-        extra_args: &prepared.config.extra_args,
-        resume_thread: start.resume.as_deref(),
-    };
-    let args = argv::exec_args(&request);
+) -> Ended {
     let mut env = prepared.binary.launcher_env.clone();
     env.extend(
         prepared
@@ -503,12 +528,6 @@ fn run_codex(
             .iter()
             .map(|(k, v)| (k.clone(), OsString::from(v))),
     );
-    log::debug!(
-        "running {} {:?} in {}",
-        prepared.binary.path.display(),
-        args,
-        prepared.workspace.display()
-    );
     let record = match prepared.record.as_ref().map(std::fs::File::try_clone) {
         Some(Ok(file)) => Some(file),
         Some(Err(error)) => {
@@ -516,37 +535,61 @@ fn run_codex(
                 ErrorCode::Internal,
                 format!("cannot reuse the --record file: {error}"),
             );
-            return Some(host.finish_with(error));
+            return Ended::Turn(host.finish_with(error));
         }
         None => None,
     };
     // Nothing is started after a cancel or past the deadline.
     if let Err(stop) = not_stopped(deadline, "codex was not started") {
-        return Some(host.finish_with(stop));
+        return Ended::Turn(host.finish_with(stop));
     }
+    let resuming = start.resume.is_some();
+    let again = Start {
+        resume: start.resume.clone(),
+        previous_totals: start.previous_totals,
+        notices: start.notices.clone(),
+    };
     let spawn_started = Instant::now();
-    let spawned = CodexProcess::spawn(SpawnRequest {
+    let give_up = || stop_reason(deadline).is_some();
+    let launch = Launch {
+        transport: prepared.config.transport,
         program: &prepared.binary.path,
-        args,
-        workspace: &prepared.workspace,
         env,
-        message: prepared.message.clone(),
+        workspace: &prepared.workspace,
+        message: &prepared.message,
+        images: &prepared.images.paths,
+        sandbox: prepared.config.sandbox,
+        codex_model: prepared.model.codex_model.as_deref(),
+        extra_args: &prepared.config.extra_args,
+        resume: again.resume.as_deref(),
         record,
         echo_stderr: log::enabled(log::Level::Debug),
-    });
-    let mut process = match spawned {
-        Ok(process) => process,
-        Err(error) => return Some(host.finish_with(spawn_failed(&prepared.binary, error))),
+        context: TurnContext {
+            model: prepared.model.plexum_id.clone(),
+            resumed_thread: start.resume,
+            previous_totals: start.previous_totals,
+            notices: start.notices,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
+        },
+        stream_text: prepared.stream_text,
+    };
+    if let Some(error) = transport::refusal(&launch) {
+        return Ended::Turn(host.finish_with(error));
+    }
+    let spawned = transport::spawn(launch, &give_up);
+    let (mut process, mut translator) = match spawned {
+        Ok((process, translator, args)) => {
+            log::debug!(
+                "running {} {:?} in {}",
+                prepared.binary.path.display(),
+                args,
+                prepared.workspace.display()
+            );
+            (process, translator)
+        }
+        Err(error) => return Ended::Turn(host.finish_with(spawn_failed(&prepared.binary, error))),
     };
     log::debug!("codex started in {:?}", spawn_started.elapsed());
-    let resuming = start.resume.is_some();
-    let mut translator = Translator::new(TurnContext {
-        model: prepared.model.plexum_id.clone(),
-        resumed_thread: start.resume,
-        previous_totals: start.previous_totals,
-        notices: start.notices,
-        output_limit: DEFAULT_OUTPUT_LIMIT,
-    });
     let mut events = Vec::new();
     let mut lines_seen = 0usize;
     let mut loop_end = pump(
@@ -567,11 +610,14 @@ fn run_codex(
     }
     let stream_end = match loop_end {
         LoopEnd::HostGone => {
+            translator.interrupt(&process);
             process.finish();
             log::info!("the host closed our stdout (or stopped reading); codex was stopped");
-            return Some(ExitCode::FAILURE);
+            return Ended::Turn(ExitCode::FAILURE);
         }
         LoopEnd::Terminal => {
+            // App-server ends when its stdin closes.
+            translator.close();
             // The terminal event is out and the lock released: the host may
             // start its next turn while this codex exits.
             if !process.wait_for(EXIT_GRACE) {
@@ -580,12 +626,14 @@ fn run_codex(
                 );
             }
             process.finish();
-            return Some(exit_code(translator.succeeded()));
+            return Ended::Turn(exit_code(translator.succeeded()));
         }
         LoopEnd::Stop(error, stopped_at) => {
             // The host gets a bounded time for the rest, counted from the
             // stop, so a host that does not read cannot keep us here.
             host.grace(stopped_at);
+            // App-server: the turn interrupted first, so codex stores it.
+            translator.interrupt(&process);
             let status = process.stop();
             log::debug!("codex stopped: {status:?}");
             StreamEnd::Stopped(error.with_detail(process.stderr_facts().tail_text()))
@@ -595,7 +643,11 @@ fn run_codex(
             let facts = process.stderr_facts();
             if resuming && facts.unknown_thread && translator.session_id().is_none() {
                 process.finish();
-                return None;
+                return Ended::UnknownThread;
+            }
+            if may_start_again && translator.never_answered() && facts.lost_database_race() {
+                process.finish();
+                return Ended::NeverAnswered(again);
             }
             let silent = lines_seen == 0;
             closed_stream_end(status, &facts, silent, &prepared.binary.path)
@@ -605,7 +657,7 @@ fn run_codex(
     // A host that went away gets no terminal event: it cannot read one.
     let delivered = host.deliver_to_end(&mut events, &translator);
     process.finish();
-    Some(exit_code(delivered.is_ok() && translator.succeeded()))
+    Ended::Turn(exit_code(delivered.is_ok() && translator.succeeded()))
 }
 
 /// The terminal error for a codex that could not be started.
@@ -714,7 +766,7 @@ fn refused_to_start(
         return Some(TurnError::new(
             ErrorCode::Config,
             format!(
-                "codex refused its command line ({clap}); check `extra_args` in the config against `codex exec --help`"
+                "codex refused its command line ({clap}); check `extra_args` in the config against `codex exec --help` (`codex app-server --help` for the app-server transport)"
             ),
         ));
     }
@@ -736,12 +788,13 @@ fn refused_to_start(
 fn pump(
     spawned: Instant,
     process: &mut CodexProcess,
-    translator: &mut Translator,
+    translator: &mut Conversation,
     events: &mut Vec<Event>,
     host: &mut Host,
     deadline: Instant,
     lines_seen: &mut usize,
 ) -> LoopEnd {
+    let give_up = || stop_reason(deadline).is_some();
     host.output
         .writer_mut()
         .set_limits(WriteLimits::stoppable(Some(deadline)));
@@ -768,9 +821,9 @@ fn pump(
                     log::debug!("codex's first line after {:?}", spawned.elapsed());
                 }
                 *lines_seen += 1;
-                let outcome = translator.line(&line, events);
+                let outcome = translator.line(&line, events, &give_up);
                 if log::enabled(log::Level::Debug) {
-                    if let crate::exec::translate::LineOutcome::Ignored(kind) = &outcome {
+                    if let crate::translate::LineOutcome::Ignored(kind) = &outcome {
                         log::debug!("codex event {kind} produced no output");
                     }
                 }
@@ -875,7 +928,7 @@ impl Host<'_> {
     fn deliver(
         &mut self,
         events: &mut Vec<Event>,
-        translator: &Translator,
+        translator: &Conversation,
     ) -> Result<(), Undelivered> {
         self.pending
             .extend(events.drain(..).map(|event| (event, false)));
@@ -916,7 +969,7 @@ impl Host<'_> {
     fn deliver_to_end(
         &mut self,
         events: &mut Vec<Event>,
-        translator: &Translator,
+        translator: &Conversation,
     ) -> Result<(), Undelivered> {
         match self.deliver(events, translator) {
             Err(Undelivered::Stopped) if !self.graced => {
@@ -942,7 +995,7 @@ impl Host<'_> {
     }
 
     /// Saves what `event` makes current; a notice when that failed.
-    fn save_session(&self, event: &Event, translator: &Translator) -> Option<Event> {
+    fn save_session(&self, event: &Event, translator: &Conversation) -> Option<Event> {
         let result = match event {
             // A resumed thread is already what the file holds.
             Event::MessageStart { session_id, .. } if !translator.resumed() => {

@@ -540,10 +540,10 @@ mod tests {
             let (name, _file) = ws.create_temporary("t.").unwrap();
             let random = name.strip_prefix("t.").unwrap();
             assert_eq!(random.len(), 32, "{name}");
-            // Not v0.1's `<pid>` name. (A random hex string may contain the
-            // pid's digits by chance: a `contains` check failed ~1 run in 10.)
-            assert_ne!(random, std::process::id().to_string());
+            // 128 random bits in hex; a pid may turn up in them by chance,
+            // so only the old, predictable name itself is ruled out.
             assert!(random.bytes().all(|b| b.is_ascii_hexdigit()), "{name}");
+            assert_ne!(random, std::process::id().to_string());
             let meta = std::fs::symlink_metadata(dir.join("ws").join(&name)).unwrap();
             assert_eq!(meta.permissions().mode() & 0o7777, 0o600, "{name}");
             assert!(names.insert(name));

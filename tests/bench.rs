@@ -12,6 +12,9 @@
 //!    and 400 MB of agent messages at once (as many bytes of events), read
 //!    64 KiB at a time with a pause; the adapter's peak RSS must not grow
 //!    with the stream's length.
+//! 6. Transports, side by side with the real codex against the mock: the
+//!    time from spawn to the first `text_delta` on a reply streamed over
+//!    about 2 s, and the cost of a whole plain turn, exec vs app-server.
 //!
 //! This binary is also the fake codex (selected by environment variables).
 
@@ -35,13 +38,29 @@ fn main() {
     if let Some(count) = std::env::var_os(FAKE_TICKER) {
         return fake_ticker(count.to_str().unwrap().parse().unwrap());
     }
+    // `bench SECTION…` (make bench BENCH="transports") runs just those.
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    let wanted = |section: &str| only.is_empty() || only.iter().any(|s| s == section);
     let bench = Bench::new();
     let mut verdicts = Vec::new();
-    verdicts.extend(bench.overhead());
-    verdicts.push(bench.throughput());
-    verdicts.push(bench.latency());
-    verdicts.push(bench.startup());
-    verdicts.push(bench.slow_host());
+    if wanted("overhead") {
+        verdicts.extend(bench.overhead());
+    }
+    if wanted("throughput") {
+        verdicts.push(bench.throughput());
+    }
+    if wanted("latency") {
+        verdicts.push(bench.latency());
+    }
+    if wanted("startup") {
+        verdicts.push(bench.startup());
+    }
+    if wanted("slow_host") {
+        verdicts.push(bench.slow_host());
+    }
+    if wanted("transports") {
+        verdicts.extend(bench.transports());
+    }
     println!("\n== budgets");
     for (name, met, figure) in &verdicts {
         println!(
@@ -149,7 +168,7 @@ impl Bench {
             .join("plexum-openai-provider");
         let launcher = std::env::var_os("PLEXUM_TEST_CODEX")
             .map(PathBuf::from)
-            .unwrap_or_else(|| root.join(".codex/0.169.0/node_modules/.bin/codex"));
+            .unwrap_or_else(|| root.join(".codex/0.171.0/node_modules/.bin/codex"));
         let native = plexum_openai_provider::locate::native_for_launcher(&launcher)
             .expect("the pinned codex is installed (make bench installs it)")
             .path;
@@ -278,7 +297,7 @@ impl Bench {
             },
             direct_native,
         );
-        println!("real codex 0.169 + mock, {runs} pairs: turn {through:.1} ms, codex alone {alone:.1} ms, ratio {ratio:.3}, difference {diff:+.1} ms");
+        println!("real codex + mock, {runs} pairs: turn {through:.1} ms, codex alone {alone:.1} ms, ratio {ratio:.3}, difference {diff:+.1} ms");
         verdicts.push((
             String::from("overhead vs real codex ≤ 2 ms"),
             diff <= 2.0,
@@ -314,7 +333,7 @@ impl Bench {
         );
 
         // A fake codex that prints a recorded stream at once: the adapter's own cost.
-        let stream = self.root.join("fixtures/codex/0.169.0/tool.codex.jsonl");
+        let stream = self.root.join("fixtures/codex/0.171.0/tool.codex.jsonl");
         let exe = std::env::current_exe().unwrap();
         let env = serde_json::json!({ FAKE_STREAM: stream });
         let config = self.config("fake", &exe, env);
@@ -431,6 +450,84 @@ impl Bench {
             p99 < 1000.0,
             format!("median {p50:.0} µs, p99 {p99:.0} µs"),
         )
+    }
+
+    fn transports(&self) -> Vec<(String, bool, String)> {
+        println!("\n== 6. transports: exec vs app-server (real codex + mock, alternated)");
+        let mock = mock_responses::MockServer::start();
+        let codex_home = self.dir.join("codex-home-transports");
+        mock.write_codex_home(&codex_home);
+        let config = |transport: &str| {
+            let path = self.dir.join(format!("transport-{transport}.json"));
+            let config = serde_json::json!({
+                "binary": self.launcher,
+                "env": { "CODEX_HOME": codex_home },
+                "transport": transport,
+            });
+            std::fs::write(&path, config.to_string()).unwrap();
+            path
+        };
+        let (exec, app_server) = (config("exec"), config("app-server"));
+        // Spawn → first text_delta on stdout, and the whole turn.
+        let first_text = |config: &Path, name: String, message: &str| -> (f64, f64) {
+            let started = Instant::now();
+            let mut child = self
+                .turn(config, &self.workspace(&name), message)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut first = None;
+            for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+                let line = line.unwrap();
+                if first.is_none() && line.contains(r#""type":"text_delta""#) {
+                    first = Some(started.elapsed());
+                }
+            }
+            assert!(child.wait().unwrap().success(), "{name}");
+            let total = started.elapsed().as_secs_f64() * 1000.0;
+            (first.expect("a text_delta").as_secs_f64() * 1000.0, total)
+        };
+        let pairs = 5;
+        let (mut exec_first, mut as_first) = (Vec::new(), Vec::new());
+        for i in 0..pairs {
+            exec_first.push(first_text(&exec, format!("se{i}"), "mock:stream go").0);
+            as_first.push(first_text(&app_server, format!("sa{i}"), "mock:stream go").0);
+        }
+        let (exec_first, as_first) = (median(&mut exec_first), median(&mut as_first));
+        let earlier = exec_first - as_first;
+        println!(
+            "reply streamed over ~2 s, {pairs} pairs: first text_delta after {exec_first:.0} ms (exec) vs {as_first:.0} ms (app-server): {earlier:.0} ms earlier"
+        );
+        let runs = 21;
+        let (mut exec_turn, mut as_turn, mut diffs) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..runs {
+            let e = first_text(&exec, format!("pe{i}"), "hello").1;
+            let a = first_text(&app_server, format!("pa{i}"), "hello").1;
+            exec_turn.push(e);
+            as_turn.push(a);
+            diffs.push(a - e);
+        }
+        let (exec_turn, as_turn, diff) = (
+            median(&mut exec_turn),
+            median(&mut as_turn),
+            median(&mut diffs),
+        );
+        println!(
+            "plain turn, {runs} pairs: exec {exec_turn:.1} ms, app-server {as_turn:.1} ms, difference {diff:+.1} ms"
+        );
+        vec![
+            (
+                String::from("app-server's first text ≥ 1.5 s earlier on a 2 s reply"),
+                earlier >= 1500.0,
+                format!("{earlier:.0} ms earlier ({exec_first:.0} vs {as_first:.0} ms)"),
+            ),
+            (
+                String::from("app-server ≤ 50 ms slower per turn"),
+                diff <= 50.0,
+                format!("{diff:+.1} ms ({exec_turn:.1} vs {as_turn:.1} ms)"),
+            ),
+        ]
     }
 
     fn startup(&self) -> (String, bool, String) {

@@ -6,7 +6,8 @@
 use libfuzzer_sys::fuzz_target;
 use plexum_openai_provider::event::{ErrorCode, Event, TurnError, Usage};
 use plexum_openai_provider::line_reader::{LineRead, LineReader};
-use plexum_openai_provider::exec::translate::{StreamEnd, Translator, TurnContext};
+use plexum_openai_provider::exec::translate::Translator;
+use plexum_openai_provider::translate::{StreamEnd, TurnContext};
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks how the stream ends and what the turn knew.

@@ -8,6 +8,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::translate::{take_string, Action};
+
 /// One line of codex's stdout, as codex wrote it.
 ///
 /// A flat struct rather than an internally tagged enum: serde deserializes
@@ -211,32 +213,8 @@ pub enum Item {
     Reasoning {
         text: String,
     },
-    Command {
-        id: String,
-        command: String,
-        output: String,
-        exit_code: Option<i64>,
-        status: String,
-    },
-    FileChange {
-        id: String,
-        changes: Vec<FileChangeEntry>,
-        status: String,
-    },
-    Mcp {
-        id: String,
-        server: String,
-        tool: String,
-        arguments: Value,
-        result: Value,
-        error: Value,
-        status: String,
-    },
-    WebSearch {
-        id: String,
-        query: String,
-        action: Value,
-    },
+    /// A command, file change, MCP call, web search, or an unknown item.
+    Action(Action),
     TodoList {
         items: Vec<(String, bool)>,
     },
@@ -244,21 +222,6 @@ pub enum Item {
     Warning {
         message: String,
     },
-    /// An item type this adapter does not know. Those with a `status` are
-    /// actions (e.g. `collab_tool_call`) and are shown as tools of kind
-    /// `other`; the rest are ignored.
-    Other {
-        id: String,
-        item_type: String,
-        status: Option<String>,
-        fields: Value,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileChangeEntry {
-    pub path: String,
-    pub kind: String,
 }
 
 impl Item {
@@ -271,14 +234,10 @@ impl Item {
             "reasoning" => Item::Reasoning {
                 text: take_string(&mut item, "text"),
             },
-            "command_execution" => Item::Command {
-                id: take_string(&mut item, "id"),
-                command: take_string(&mut item, "command"),
-                output: take_string(&mut item, "aggregated_output"),
-                exit_code: item.get("exit_code").and_then(Value::as_i64),
-                status: take_string(&mut item, "status"),
-            },
-            "file_change" => Item::FileChange {
+            "command_execution" => {
+                Item::Action(Action::command(&mut item, "aggregated_output", "exit_code"))
+            }
+            "file_change" => Item::Action(Action::FileChange {
                 id: take_string(&mut item, "id"),
                 changes: item
                     .get("changes")
@@ -286,29 +245,14 @@ impl Item {
                     .map(|changes| {
                         changes
                             .iter()
-                            .map(|change| FileChangeEntry {
-                                path: str_field(change, "path"),
-                                kind: str_field(change, "kind"),
-                            })
+                            .map(|change| (str_field(change, "path"), str_field(change, "kind")))
                             .collect()
                     })
                     .unwrap_or_default(),
                 status: take_string(&mut item, "status"),
-            },
-            "mcp_tool_call" => Item::Mcp {
-                id: take_string(&mut item, "id"),
-                server: take_string(&mut item, "server"),
-                tool: take_string(&mut item, "tool"),
-                arguments: take(&mut item, "arguments"),
-                result: take(&mut item, "result"),
-                error: take(&mut item, "error"),
-                status: take_string(&mut item, "status"),
-            },
-            "web_search" => Item::WebSearch {
-                id: take_string(&mut item, "id"),
-                query: take_string(&mut item, "query"),
-                action: take(&mut item, "action"),
-            },
+            }),
+            "mcp_tool_call" => Item::Action(Action::mcp(&mut item)),
+            "web_search" => Item::Action(Action::web_search(&mut item)),
             "todo_list" => Item::TodoList {
                 items: item
                     .get("items")
@@ -327,36 +271,9 @@ impl Item {
             "error" => Item::Warning {
                 message: take_string(&mut item, "message"),
             },
-            _ => {
-                let id = take_string(&mut item, "id");
-                let status = item.get("status").and_then(Value::as_str).map(String::from);
-                // The tool's input is what is left: not its id, type or status.
-                if let Some(fields) = item.as_object_mut() {
-                    for key in ["id", "type", "status"] {
-                        fields.remove(key);
-                    }
-                }
-                Item::Other {
-                    id,
-                    item_type,
-                    status,
-                    fields: item,
-                }
-            }
+            _ => Item::Action(Action::unknown(item, item_type)),
         }
     }
-}
-
-/// Moves a string field out of an object (no copy of large outputs).
-fn take_string(item: &mut Value, key: &str) -> String {
-    match take(item, key) {
-        Value::String(text) => text,
-        _ => String::new(),
-    }
-}
-
-fn take(item: &mut Value, key: &str) -> Value {
-    item.get_mut(key).map(Value::take).unwrap_or(Value::Null)
 }
 
 fn str_field(object: &Value, key: &str) -> String {
@@ -378,7 +295,7 @@ mod tests {
             panic!("not an item event");
         };
         match Item::from_value(item) {
-            Item::WebSearch { id, query, .. } => {
+            Item::Action(Action::WebSearch { id, query, .. }) => {
                 assert_eq!(id, "ws_1");
                 assert_eq!(query, "rust");
             }

@@ -209,7 +209,7 @@ fn a_killed_adapter_takes_codex_with_it_and_keeps_the_thread() {
         let in_workspace = processes(Some(&world.workspace), None);
         in_workspace
             .into_iter()
-            .filter(|p| p.contains("codex exec"))
+            .filter(|p| p.contains("codex exec") || p.contains("codex app-server"))
             .collect()
     };
     // A generous bound: the parent-death signal acts at once.
@@ -423,6 +423,22 @@ fn a_v01_session_file_is_resumed_with_unknown_totals() {
     .unwrap();
     let second = world.turn("second");
     assert_eq!(second.events[0]["resumed"], true);
+    if crate::support::app_server() {
+        // App-server reports each request: the turn's usage is exact
+        // without the earlier totals, and nothing needs saying.
+        let reported = world.mock.reported_usage();
+        assert_eq!(
+            second.terminal()["usage"]["input_tokens"],
+            reported.last().unwrap().input_tokens,
+            "{}",
+            second.stdout
+        );
+        assert_ne!(
+            second.terminal()["usage"],
+            second.terminal()["thread_usage"]
+        );
+        return;
+    }
     assert_eq!(second.types()[1], "notice");
     assert_eq!(
         second.terminal()["usage"],
@@ -528,11 +544,28 @@ fn a_missing_or_unusable_binary_says_what_was_tried() {
 pub(crate) fn fake_codex(name: &str, script: &str) -> World {
     let dir = crate::support::scratch(&format!("fake-{name}"));
     let path: PathBuf = dir.join("fake-codex");
-    std::fs::write(&path, format!("#!/bin/sh\ncat > /dev/null\n{script}\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    crate::support::write_executable(&path, &format!("#!/bin/sh\ncat > /dev/null\n{script}\n"));
     World::with_config(name, |_| json!({ "binary": path }))
 }
+
+/// A fake codex for `transport` whose script reads its stdin itself (for
+/// app-server, `APP_SERVER_OPENING` answers the handshake).
+pub(crate) fn scripted_codex(name: &str, script: &str, transport: &str) -> World {
+    let dir = crate::support::scratch(&format!("fake-{name}"));
+    let path: PathBuf = dir.join("fake-codex");
+    crate::support::write_executable(&path, &format!("#!/bin/sh\n{script}\n"));
+    World::with_config(name, |_| json!({ "binary": path, "transport": transport }))
+}
+
+/// What app-server says up to a running turn, as a script reading the
+/// adapter's requests: `initialize`, the thread, `turn/start`.
+pub(crate) const APP_SERVER_OPENING: &str = r#"read -r initialize
+echo '{"id":1,"result":{"userAgent":"fake/0.171.0"}}'
+read -r initialized
+read -r thread
+echo '{"id":2,"result":{"thread":{"id":"01a2335d-7bea-7433-9d84-d00d56e6f4d0"}}}'
+read -r turn
+echo '{"id":3,"result":{"turn":{"id":"U"}}}'"#;
 
 pub(crate) const THREAD: &str =
     r#"{"type":"thread.started","thread_id":"01a20bef-77e0-7061-a52a-e86d8a4aaf20"}"#;
@@ -540,28 +573,31 @@ pub(crate) const DONE: &str = r#"{"type":"turn.completed","usage":{"input_tokens
 
 #[test]
 fn broken_codex_output_ends_with_the_right_code() {
+    // The same faults on either transport: after codex named the thread
+    // (exec's `thread.started`, app-server's answers up to `turn/start`).
+    let named = if crate::support::app_server() {
+        APP_SERVER_OPENING.to_string()
+    } else {
+        format!("cat > /dev/null; echo '{THREAD}'")
+    };
     let cases = [
         (
             "garbage",
-            format!("echo '{THREAD}'; echo 'not json'; echo '{{\"type\":'; exit 0"),
+            format!("{named}\necho 'not json'; echo '{{\"type\":'; exit 0"),
             "protocol",
         ),
         (
             "truncated",
-            format!("echo '{THREAD}'; printf '%s' '{{\"type\":\"item.comp'"),
+            format!("{named}\nprintf '%s' '{{\"type\":\"item.comp'"),
             "protocol",
         ),
-        ("silent-exit-0", format!("echo '{THREAD}'"), "protocol"),
+        ("silent-exit-0", named.clone(), "protocol"),
         (
             "crash",
-            format!("echo '{THREAD}'; echo 'Error: it broke' >&2; exit 3"),
+            format!("{named}\necho 'Error: it broke' >&2; exit 3"),
             "codex_crashed",
         ),
-        (
-            "killed",
-            format!("echo '{THREAD}'; kill -KILL $$"),
-            "codex_crashed",
-        ),
+        ("killed", format!("{named}\nkill -KILL $$"), "codex_crashed"),
         (
             "writer",
             "echo 'Error: thread 01a2 already has an active writer' >&2; exit 1".to_string(),
@@ -569,12 +605,14 @@ fn broken_codex_output_ends_with_the_right_code() {
         ),
         (
             "closed-stdout-hangs",
-            format!("echo '{THREAD}'; exec >&-; sleep 60"),
+            format!("{named}\nexec >&-; sleep 60"),
             "timeout",
         ),
+        // Nothing printed at all: not codex.
+        ("never-spoke", String::from("exit 0"), "config"),
     ];
     for (name, script, code) in cases {
-        let world = fake_codex(name, &script);
+        let world = scripted_codex(name, &script, crate::support::transport());
         let run = world.turn_with(&["--timeout", "3"], "hi", None);
         assert_eq!(run.error_code(), code, "{name}: {}", run.stdout);
         if name == "crash" {

@@ -39,7 +39,7 @@ pub fn replay(stream: &Path) -> String {
     let file = std::fs::File::open(stream).unwrap_or_else(|e| panic!("{}: {e}", stream.display()));
     let input = std::io::BufReader::new(file);
     let mut output = Output::new(Vec::new(), false, false, false);
-    translate_stream(input, String::from("codex"), &mut output).unwrap();
+    translate_stream(input, String::from("codex"), true, &mut output).unwrap();
     String::from_utf8(output.into_inner()).unwrap()
 }
 
@@ -201,4 +201,33 @@ fn a_lost_command_completion_is_closed_on_0_135() {
     assert_eq!(result["status"], "failed");
     assert_eq!(result["exit_code"], Value::Null);
     assert_eq!(events.last().unwrap()["type"], "message_end");
+}
+
+/// The failure table on what codex app-server printed, oldest and pinned.
+#[test]
+fn recorded_app_server_failures_classify_on_both_versions() {
+    let cases: &[(&str, &str, bool)] = &[
+        ("e401", "auth", false),
+        ("e429", "rate_limited", true),
+        ("ctx", "context_window", false),
+        ("e500", "turn_failed", true),
+        ("failed", "turn_failed", true),
+    ];
+    for version in ["0.135.0", "0.171.0"] {
+        for (case, code, retryable) in cases {
+            let stream = fixtures().join(format!("app-server/{version}/{case}.codex.jsonl"));
+            let terminal = terminal(&stream);
+            assert_eq!(terminal["code"], *code, "{version} {case}: {terminal}");
+            assert_eq!(
+                terminal["retryable"], *retryable,
+                "{version} {case}: {terminal}"
+            );
+        }
+        // A dropped stream: the partial text is taken back, the reply whole.
+        let output = replay(&fixtures().join(format!("app-server/{version}/drop.codex.jsonl")));
+        assert!(
+            output.contains(r#""type":"text_reset""#),
+            "{version}: {output}"
+        );
+    }
 }

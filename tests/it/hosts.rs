@@ -337,11 +337,13 @@ fn usage_across_a_codex_downgrade_is_this_turns_own() {
     assert_eq!(usage["output_tokens"], reported.output_tokens);
     assert_eq!(usage["cache_write_tokens"], 0);
     let notices = second.of_type("notice");
+    // App-server reports each request: nothing went backwards to say.
     assert!(
-        notices.iter().any(|n| n["message"]
-            .as_str()
-            .unwrap()
-            .contains("cache_write_tokens")),
+        crate::support::app_server()
+            || notices.iter().any(|n| n["message"]
+                .as_str()
+                .unwrap()
+                .contains("cache_write_tokens")),
         "{}",
         second.stdout
     );
@@ -372,14 +374,20 @@ fn ill_typed_usage_numbers_still_complete_the_turn() {
 /// with codex's own words.
 #[test]
 fn setup_errors_codex_reports_are_config_and_not_retryable() {
+    // `codex app-server` knows no `--json` at all.
+    let twice = if crate::support::app_server() {
+        "--json"
+    } else {
+        "cannot be used multiple times"
+    };
     let cases: [(&str, Value, &str); 2] = [
-        ("twice", json!(["--json"]), "cannot be used multiple times"),
+        ("twice", json!(["--json"]), twice),
         ("unknown", json!(["--no-such-flag"]), "--no-such-flag"),
     ];
     for (name, extra_args, said) in cases {
         let world = World::with_config(
             &format!("extra-{name}"),
-            |codex_home| json!({"binary": codex_launcher(), "env": {"CODEX_HOME": codex_home}, "extra_args": extra_args}),
+            |codex_home| json!({"binary": codex_launcher(), "env": {"CODEX_HOME": codex_home}, "extra_args": extra_args, "transport": crate::support::transport()}),
         );
         let run = world.turn("hi");
         assert_config_error(&run, said);

@@ -6,6 +6,7 @@ mod mock_responses;
 #[path = "../support/rss.rs"]
 mod rss;
 
+mod app_server;
 mod conversations;
 mod e2e;
 mod faults;

@@ -88,7 +88,16 @@ fn doctor_approves_a_good_setup() {
     // Not logged in, but codex's config selects the mock provider.
     assert_eq!(verdict(&report, "login"), "warning");
     assert_eq!(verdict(&report, "workspace"), "ok");
+    assert_eq!(verdict(&report, "transport"), "ok", "{report:#}");
     let text = report.to_string();
+    if crate::support::app_server() {
+        assert!(
+            text.contains("answers initialize") && text.contains("tested on 0.135.0 to 0.171.0"),
+            "{text}"
+        );
+    } else {
+        assert!(text.contains("exec (`codex exec --json`"), "{text}");
+    }
     assert!(
         text.contains("supported: 0.135.0 and later") && text.contains("native binary"),
         "{text}"

@@ -1,5 +1,7 @@
-//! `make record`: re-records `fixtures/codex/<version>/` from the real codex
-//! under test (PLEXUM_TEST_CODEX; the Makefile loops over versions) against
+//! `make record`: re-records `fixtures/codex/<version>/` (exec) or
+//! `fixtures/app-server/<version>/` (PLEXUM_TEST_TRANSPORT=app-server) from
+//! the real codex under test (PLEXUM_TEST_CODEX; the Makefile loops over
+//! versions and transports) against
 //! the mock, with `turn --record`. Ignored in `make test`; after recording,
 //! `make bless` and a review of `git diff fixtures/`.
 //! `RECORD_ONLY=a,b` records just those scenarios.
@@ -21,6 +23,8 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("ctx", "mock:ctx"),
     ("failed", "mock:failed"),
     ("slow", "mock:slow"),
+    ("stream", "mock:stream"),
+    ("drop", "mock:drop"),
     ("websearch", "mock:websearch"),
     ("mcp", "mock:mcp"),
     ("resumed", "second turn"),
@@ -31,7 +35,12 @@ const SCENARIOS: &[(&str, &str)] = &[
 fn record_fixtures() {
     let launcher = codex_launcher();
     let (major, minor, patch) = codex_version();
-    let dir = fixtures().join(format!("codex/{major}.{minor}.{patch}"));
+    let folder = if crate::support::app_server() {
+        "app-server"
+    } else {
+        "codex"
+    };
+    let dir = fixtures().join(format!("{folder}/{major}.{minor}.{patch}"));
     std::fs::create_dir_all(&dir).unwrap();
     let only = std::env::var("RECORD_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only.split(',').any(|w| w == name);
@@ -40,6 +49,9 @@ fn record_fixtures() {
         match *name {
             "resumed" => drop(world.turn("first turn")),
             "mcp" => world.add_mcp_echo(),
+            "drop" => crate::mock_responses::MockServer::allow_stream_retries(
+                &world.dir.join("codex-home"),
+            ),
             _ => {}
         }
         let path = dir.join(format!("{name}.codex.jsonl"));

@@ -17,12 +17,26 @@ pub const ADAPTER: &str = env!("CARGO_BIN_EXE_plexum-openai-provider");
 
 /// The pinned codex launcher (`node_modules/.bin/codex`), installed by make.
 pub fn codex_launcher() -> PathBuf {
-    codex_from("PLEXUM_TEST_CODEX", "0.169.0")
+    codex_from("PLEXUM_TEST_CODEX", "0.171.0")
 }
 
 /// The oldest supported codex launcher.
 pub fn codex_launcher_oldest() -> PathBuf {
     codex_from("PLEXUM_TEST_CODEX_OLDEST", "0.135.0")
+}
+
+/// The transport under test: `exec` (default) or `app-server`, from
+/// PLEXUM_TEST_TRANSPORT (`make test` runs the real-codex suites with both).
+pub fn transport() -> &'static str {
+    match std::env::var("PLEXUM_TEST_TRANSPORT").as_deref() {
+        Ok("app-server") => "app-server",
+        Ok("exec") | Err(_) => "exec",
+        Ok(other) => panic!("PLEXUM_TEST_TRANSPORT={other:?}: use exec or app-server"),
+    }
+}
+
+pub fn app_server() -> bool {
+    transport() == "app-server"
 }
 
 /// The version of the codex under test, e.g. (0, 169, 0).
@@ -67,6 +81,13 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Writes a shell script (a stand-in codex) and makes it executable.
+pub fn write_executable(path: &Path, script: &str) {
+    std::fs::write(path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// One test's world: a workspace, a mock, a CODEX_HOME and a config file.
 pub struct World {
     pub dir: PathBuf,
@@ -84,7 +105,7 @@ impl World {
     pub fn with_codex(name: &str, codex: &Path) -> World {
         World::with_config(
             name,
-            |codex_home| serde_json::json!({ "binary": codex, "env": { "CODEX_HOME": codex_home } }),
+            |codex_home| serde_json::json!({ "binary": codex, "env": { "CODEX_HOME": codex_home }, "transport": transport() }),
         )
     }
 
@@ -309,11 +330,18 @@ impl Run {
         self.events.iter().filter(|e| e["type"] == kind).collect()
     }
 
+    /// The turn's text as a host shows it: the deltas in order, each
+    /// `text_reset` replacing what came before.
     pub fn text(&self) -> String {
-        self.of_type("text_delta")
-            .iter()
-            .map(|e| e["text"].as_str().unwrap())
-            .collect()
+        let mut text = String::new();
+        for event in &self.events {
+            match event["type"].as_str() {
+                Some("text_delta") => text.push_str(event["text"].as_str().unwrap()),
+                Some("text_reset") => text = event["text"].as_str().unwrap().to_string(),
+                _ => {}
+            }
+        }
+        text
     }
 
     pub fn session_id(&self) -> &str {
@@ -334,6 +362,9 @@ enum Strict {
         model: String,
     },
     TextDelta {
+        text: String,
+    },
+    TextReset {
         text: String,
     },
     Reasoning {

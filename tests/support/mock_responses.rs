@@ -14,8 +14,14 @@
 //!   `mock:toolfail` a failing command; `mock:exec CMD` runs CMD (to the end
 //!   of the line);
 //! - `mock:e401`, `mock:e403`, `mock:e429`, `mock:e500` HTTP errors;
-//!   `mock:ctx` / `mock:failed` a `response.failed`;
-//! - `mock:slow` text deltas 200 ms apart; `mock:hang` never answers;
+//!   `mock:ctx` / `mock:failed` a `response.failed`; `mock:failafter` one
+//!   command (its request's usage reported), then a `response.failed`;
+//! - `mock:slow` text deltas 200 ms apart; `mock:stream` a reply of 20
+//!   words streamed over about 2 s (the mock notes when it wrote each
+//!   delta: [`MockServer::delta_times`]); `mock:drop` streams part of a
+//!   message and drops the connection, once per server, then answers in
+//!   full (codex needs `stream_max_retries` above 0 to retry:
+//!   [`MockServer::allow_stream_retries`]); `mock:hang` never answers;
 //! - `mock:meet` waits (up to 60 s) until a second `mock:meet` request is in
 //!   flight, then answers `met` (or `alone` when none came): proof that two
 //!   turns overlapped, without a clock in the test.
@@ -28,7 +34,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -48,10 +54,25 @@ struct Shared {
     usage: Mutex<Vec<ReportedUsage>>,
     stop: AtomicBool,
     responses: AtomicUsize,
+    /// When each delta of a `mock:stream` reply was written and flushed.
+    delta_times: Mutex<Vec<Instant>>,
+    /// `mock:drop` dropped its stream already.
+    dropped: AtomicBool,
     /// How many `mock:meet` requests have arrived.
     meetings: Mutex<usize>,
     met: Condvar,
 }
+
+/// The reply of `mock:stream`: 20 words, one delta each.
+pub const STREAMED_REPLY: &str = "One two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty.";
+
+/// The pause between two deltas of `mock:stream`.
+pub const STREAM_DELTA_PAUSE: Duration = Duration::from_millis(100);
+
+/// What `mock:drop` streams before it drops the connection, and its reply
+/// after codex retried.
+pub const DROPPED_PART: &str = "partial answer th";
+pub const AFTER_DROP_REPLY: &str = "The whole answer, after a dropped stream.";
 
 pub struct MockServer {
     pub port: u16,
@@ -104,6 +125,20 @@ impl MockServer {
     /// Every request body codex sent, in order.
     pub fn requests(&self) -> Vec<Value> {
         self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// When the mock wrote each delta of its `mock:stream` replies.
+    pub fn delta_times(&self) -> Vec<Instant> {
+        self.shared.delta_times.lock().unwrap().clone()
+    }
+
+    /// Lets codex retry a dropped stream (`mock:drop`), as it does by
+    /// default against the real API.
+    pub fn allow_stream_retries(codex_home: &Path) {
+        let path = codex_home.join("config.toml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        let config = config.replace("stream_max_retries = 0", "stream_max_retries = 2");
+        std::fs::write(&path, config).unwrap();
     }
 
     /// The usage reported for every completed response, in order.
@@ -238,7 +273,7 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
     };
 
     let mut items: Vec<Value> = Vec::new();
-    let mut slow_deltas = false;
+    let mut pacing = Pacing::AllAtOnce;
     let mut announce_searches = false;
     match scenario.as_str() {
         "e401" => {
@@ -270,7 +305,8 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
             }
             return Ok(());
         }
-        "ctx" | "failed" => {
+        "failafter" if tools_done == 0 => items.push(command_call("echo before-failure")),
+        "ctx" | "failed" | "failafter" => {
             let error = if scenario == "ctx" {
                 json!({"code": "context_length_exceeded", "message": "Your input exceeds the context window of this model."})
             } else {
@@ -280,7 +316,7 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
                 json!({"type": "response.created", "response": {"id": id}}),
                 json!({"type": "response.failed", "response": {"id": id, "error": error}}),
             ];
-            return write_sse(stream, &events, false);
+            return write_sse(stream, &events, Pacing::AllAtOnce, shared);
         }
         "tool" | "tool2" | "toolfail" | "exec" => {
             let wanted = if scenario == "tool2" { 2 } else { 1 };
@@ -369,8 +405,27 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
             items.push(message_item(&id, 0, text));
         }
         "slow" => {
-            slow_deltas = true;
+            pacing = Pacing::Slow;
             items.push(message_item(&id, 0, "Slow streamed answer in parts."));
+        }
+        "stream" => {
+            pacing = Pacing::Streamed;
+            items.push(message_item(&id, 0, STREAMED_REPLY));
+        }
+        "drop" => {
+            if !shared.dropped.swap(true, Ordering::SeqCst) {
+                let item_id = format!("msg_{id}_0");
+                let events = vec![
+                    json!({"type": "response.created", "response": {"id": id}}),
+                    json!({"type": "response.output_item.added", "output_index": 0,
+                           "item": {"type": "message", "role": "assistant", "id": item_id, "content": []}}),
+                    json!({"type": "response.output_text.delta", "output_index": 0, "item_id": item_id, "delta": DROPPED_PART}),
+                ];
+                // The connection closes without response.completed.
+                return write_sse(stream, &events, Pacing::AllAtOnce, shared);
+            }
+            pacing = Pacing::Slow;
+            items.push(message_item(&id, 0, AFTER_DROP_REPLY));
         }
         _ => {
             let shown: String = user.chars().take(80).collect();
@@ -388,10 +443,18 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
                 json!({"type": "response.output_item.added", "output_index": index, "item": started}),
             );
         }
-        if slow_deltas {
+        if pacing != Pacing::AllAtOnce {
             if let Some(text) = item.pointer("/content/0/text").and_then(Value::as_str) {
+                // Codex streams a message's deltas only once the item was
+                // announced; without it, it waits for the whole item.
+                let mut added = item.clone();
+                added["content"] = json!([]);
+                events.push(json!({"type": "response.output_item.added", "output_index": index, "item": added}));
                 for word in text.split_inclusive(' ') {
-                    events.push(json!({"type": "response.output_text.delta", "output_index": index, "delta": word}));
+                    events.push(
+                        json!({"type": "response.output_text.delta", "output_index": index,
+                                       "item_id": item["id"], "delta": word}),
+                    );
                 }
             }
         }
@@ -407,7 +470,7 @@ fn respond(stream: &mut TcpStream, request: &Value, shared: &Shared) -> std::io:
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.input_tokens + usage.output_tokens}}}),
     );
-    write_sse(stream, &events, slow_deltas)?;
+    write_sse(stream, &events, pacing, shared)?;
     shared.usage.lock().unwrap().push(usage);
     Ok(())
 }
@@ -417,7 +480,22 @@ fn message_item(response_id: &str, index: usize, text: &str) -> Value {
            "content": [{"type": "output_text", "text": text}]})
 }
 
-fn write_sse(stream: &mut TcpStream, events: &[Value], slow: bool) -> std::io::Result<()> {
+/// How a reply's text deltas are spaced in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pacing {
+    AllAtOnce,
+    /// 200 ms between deltas.
+    Slow,
+    /// [`STREAM_DELTA_PAUSE`] between deltas, each one's time noted.
+    Streamed,
+}
+
+fn write_sse(
+    stream: &mut TcpStream,
+    events: &[Value],
+    pacing: Pacing,
+    shared: &Shared,
+) -> std::io::Result<()> {
     stream.write_all(
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
     )?;
@@ -428,8 +506,16 @@ fn write_sse(stream: &mut TcpStream, events: &[Value], slow: bool) -> std::io::R
             .unwrap_or("message");
         stream.write_all(format!("event: {kind}\ndata: {event}\n\n").as_bytes())?;
         stream.flush()?;
-        if slow && kind == "response.output_text.delta" {
-            thread::sleep(Duration::from_millis(200));
+        if kind != "response.output_text.delta" {
+            continue;
+        }
+        match pacing {
+            Pacing::AllAtOnce => {}
+            Pacing::Slow => thread::sleep(Duration::from_millis(200)),
+            Pacing::Streamed => {
+                shared.delta_times.lock().unwrap().push(Instant::now());
+                thread::sleep(STREAM_DELTA_PAUSE);
+            }
         }
     }
     Ok(())

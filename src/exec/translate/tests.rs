@@ -2,6 +2,9 @@
 //! sequence of interesting lines against the terminal rule.
 
 use super::*;
+use crate::event::{ErrorCode, ToolStatus, TurnError};
+use crate::translate::{bound_output, DEFAULT_OUTPUT_LIMIT};
+use serde_json::json;
 
 fn context() -> TurnContext {
     TurnContext {
@@ -43,6 +46,7 @@ fn types(events: &[Event]) -> Vec<&'static str> {
         .map(|event| match event {
             Event::MessageStart { .. } => "message_start",
             Event::TextDelta { .. } => "text_delta",
+            Event::TextReset { .. } => "text_reset",
             Event::Reasoning { .. } => "reasoning",
             Event::ToolCall { .. } => "tool_call",
             Event::ToolResult { .. } => "tool_result",
