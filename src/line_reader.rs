@@ -25,6 +25,9 @@ pub struct LineReader<R> {
     /// Bytes of the line being read so far; kept across an interrupted
     /// read so the caller can look at its signals and call again.
     length: Option<usize>,
+    /// Asked between chunks of one line: a line that never ends (input
+    /// like `/dev/zero`) must not keep a caller from its signals.
+    stop_wanted: Option<fn() -> bool>,
 }
 
 impl<R: BufRead> LineReader<R> {
@@ -34,7 +37,15 @@ impl<R: BufRead> LineReader<R> {
             record,
             max_line: MAX_LINE_BYTES,
             length: None,
+            stop_wanted: None,
         }
+    }
+
+    /// Between chunks of a line, `stop_wanted` is asked; when it says yes
+    /// the read returns `Interrupted` (and goes on with the line if called again).
+    pub fn with_stop(mut self, stop_wanted: fn() -> bool) -> LineReader<R> {
+        self.stop_wanted = Some(stop_wanted);
+        self
     }
 
     pub fn with_max_line(mut self, max_line: usize) -> LineReader<R> {
@@ -100,6 +111,10 @@ impl<R: BufRead> LineReader<R> {
                 } else {
                     LineRead::Line
                 });
+            }
+            if self.stop_wanted.is_some_and(|stop_wanted| stop_wanted()) {
+                self.length = Some(length);
+                return Err(io::ErrorKind::Interrupted.into());
             }
         }
     }

@@ -84,7 +84,7 @@ pub fn translate_stream<W: io::Write>(
     });
     // Chosen by the first line (an empty stream is exec's).
     let mut chosen: Option<Recording> = None;
-    let mut lines = LineReader::new(input, None);
+    let mut lines = LineReader::new(input, None).with_stop(|| signals::received().is_some());
     let mut line = Vec::new();
     let mut events = Vec::new();
     let mut held_terminal: Option<Event> = None;

@@ -574,3 +574,51 @@ fn doctor_lists_each_place_once_and_its_fix_once() {
     );
     assert_eq!(text.matches("npm install -g").count(), 1, "{text}");
 }
+
+/// Waits up to 20 s for `child` to end; kills it and fails otherwise.
+fn ended_within_bound(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running 20 s after it should have ended");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_signal_ends_a_replay_of_input_that_never_ends_a_line() {
+    let mut child = adapter()
+        .args(["replay", "--format", "jsonl", "/dev/zero"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let it install its handlers and get well into the endless line.
+    std::thread::sleep(Duration::from_millis(500));
+    send_signal(&child, libc::SIGTERM);
+    let status = ended_within_bound(&mut child, "replay /dev/zero after SIGTERM");
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let terminals: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "error" || e["type"] == "message_end")
+        .collect();
+    assert_eq!(terminals.len(), 1, "{stdout}");
+    assert_eq!(terminals[0]["code"], "cancelled", "{stdout}");
+    assert!(!status.success());
+}
