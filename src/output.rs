@@ -332,9 +332,14 @@ impl HostPipe {
 
     /// Waits until the host can take bytes, until `give_up` or, when
     /// `stoppable`, until a stop is wanted. `Ok(true)`: there is room.
-    fn wait_for_room(&self, stoppable: bool, give_up: Option<Instant>) -> io::Result<bool> {
+    /// Not `stoppable` (in the middle of a line), a stop sets `give_up` to
+    /// [`HOST_GRACE`] from then: this wait is looked at on every tick.
+    fn wait_for_room(&self, stoppable: bool, give_up: &mut Option<Instant>) -> io::Result<bool> {
         loop {
             let now = Instant::now();
+            if give_up.is_none() && !stoppable && self.stop_wanted(now) {
+                *give_up = Some(now + HOST_GRACE);
+            }
             if stoppable && self.stop_wanted(now) || give_up.is_some_and(|end| now >= end) {
                 return Ok(false);
             }
@@ -377,10 +382,7 @@ impl Write for HostPipe {
         let mut give_up: Option<Instant> = None;
         while written < line.len() {
             let stoppable = written == 0;
-            if give_up.is_none() && !stoppable && self.stop_wanted(Instant::now()) {
-                give_up = Some(Instant::now() + HOST_GRACE);
-            }
-            if !self.wait_for_room(stoppable, give_up)? {
+            if !self.wait_for_room(stoppable, &mut give_up)? {
                 return Err(match written {
                     0 => io::Error::new(
                         io::ErrorKind::Interrupted,

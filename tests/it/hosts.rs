@@ -622,3 +622,36 @@ fn a_signal_ends_a_replay_of_input_that_never_ends_a_line() {
     assert_eq!(terminals[0]["code"], "cancelled", "{stdout}");
     assert!(!status.success());
 }
+
+/// One huge event on a blocking pipe the host never reads: the timeout and
+/// SIGTERM still end the turn, and codex's child is gone.
+#[test]
+fn a_host_that_does_not_read_one_huge_line_cannot_pin_the_turn() {
+    for how in ["timeout", "sigterm"] {
+        let marker = format!("61.{}{}", std::process::id() % 1000, how.len());
+        let script = format!(
+            "echo '{THREAD}'\n\
+             printf '%s' '{{\"type\":\"item.completed\",\"item\":{{\"id\":\"m\",\"type\":\"agent_message\",\"text\":\"'\n\
+             head -c 3000000 /dev/zero | tr '\\0' a\n\
+             printf '\"}}}}\\n'\n\
+             exec sleep {marker}"
+        );
+        let world = fake_codex(&format!("huge-{how}"), &script);
+        let extra: &[&str] = if how == "timeout" {
+            &["--timeout", "3"]
+        } else {
+            &[]
+        };
+        // stdout is a pipe held open and never read until the end.
+        let mut child = spawn(&mut world.turn_command(extra, "hi"), None);
+        assert!(eventually(|| !processes(None, Some(&marker)).is_empty()));
+        if how == "sigterm" {
+            std::thread::sleep(Duration::from_secs(1));
+            send_signal(&child, libc::SIGTERM);
+        }
+        let status = ended_within_bound(&mut child, how);
+        assert!(!status.success(), "{how}");
+        let left = survivors(None, Some(&marker));
+        assert!(left.is_empty(), "{how}: codex's child still runs: {left:?}");
+    }
+}
