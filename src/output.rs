@@ -330,12 +330,21 @@ impl HostPipe {
             || self.limits.deadline.is_some_and(|deadline| now >= deadline)
     }
 
-    /// Waits until the host can take bytes, until `give_up` or, when
-    /// `stoppable`, until a stop is wanted. `Ok(true)`: there is room.
-    fn wait_for_room(&self, stoppable: bool, give_up: Option<Instant>) -> io::Result<bool> {
+    /// Waits until the host can take bytes. A stop wanted before the line
+    /// was begun (`stoppable`) ends the wait at once; one wanted in the
+    /// middle of a line starts the host's grace (`give_up`), checked on
+    /// every tick, so a host that never reads cannot hold the wait open.
+    /// `Ok(true)`: there is room.
+    fn wait_for_room(&self, stoppable: bool, give_up: &mut Option<Instant>) -> io::Result<bool> {
         loop {
             let now = Instant::now();
-            if stoppable && self.stop_wanted(now) || give_up.is_some_and(|end| now >= end) {
+            if give_up.is_none() && self.stop_wanted(now) {
+                if stoppable {
+                    return Ok(false);
+                }
+                *give_up = Some(now + HOST_GRACE);
+            }
+            if give_up.is_some_and(|end| now >= end) {
                 return Ok(false);
             }
             let mut pollfd = libc::pollfd {
@@ -376,11 +385,7 @@ impl Write for HostPipe {
         // Set once a stop is wanted in the middle of the line.
         let mut give_up: Option<Instant> = None;
         while written < line.len() {
-            let stoppable = written == 0;
-            if give_up.is_none() && !stoppable && self.stop_wanted(Instant::now()) {
-                give_up = Some(Instant::now() + HOST_GRACE);
-            }
-            if !self.wait_for_room(stoppable, give_up)? {
+            if !self.wait_for_room(written == 0, &mut give_up)? {
                 return Err(match written {
                     0 => io::Error::new(
                         io::ErrorKind::Interrupted,
