@@ -330,17 +330,21 @@ impl HostPipe {
             || self.limits.deadline.is_some_and(|deadline| now >= deadline)
     }
 
-    /// Waits until the host can take bytes, until `give_up` or, when
-    /// `stoppable`, until a stop is wanted. `Ok(true)`: there is room.
-    /// Not `stoppable` (in the middle of a line), a stop sets `give_up` to
-    /// [`HOST_GRACE`] from then: this wait is looked at on every tick.
+    /// Waits until the host can take bytes. A stop wanted before the line
+    /// was begun (`stoppable`) ends the wait at once; one wanted in the
+    /// middle of a line starts the host's grace (`give_up`), checked on
+    /// every tick, so a host that never reads cannot hold the wait open.
+    /// `Ok(true)`: there is room.
     fn wait_for_room(&self, stoppable: bool, give_up: &mut Option<Instant>) -> io::Result<bool> {
         loop {
             let now = Instant::now();
-            if give_up.is_none() && !stoppable && self.stop_wanted(now) {
+            if give_up.is_none() && self.stop_wanted(now) {
+                if stoppable {
+                    return Ok(false);
+                }
                 *give_up = Some(now + HOST_GRACE);
             }
-            if stoppable && self.stop_wanted(now) || give_up.is_some_and(|end| now >= end) {
+            if give_up.is_some_and(|end| now >= end) {
                 return Ok(false);
             }
             let mut pollfd = libc::pollfd {
@@ -381,8 +385,7 @@ impl Write for HostPipe {
         // Set once a stop is wanted in the middle of the line.
         let mut give_up: Option<Instant> = None;
         while written < line.len() {
-            let stoppable = written == 0;
-            if !self.wait_for_room(stoppable, &mut give_up)? {
+            if !self.wait_for_room(written == 0, &mut give_up)? {
                 return Err(match written {
                     0 => io::Error::new(
                         io::ErrorKind::Interrupted,

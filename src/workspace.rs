@@ -436,7 +436,13 @@ fn oddity(stat: &libc::stat) -> Option<String> {
     }
     // SAFETY: no arguments, cannot fail.
     let me = unsafe { libc::geteuid() };
-    (stat.st_uid != me).then(|| format!("owned by another user (uid {})", stat.st_uid))
+    if stat.st_uid != me {
+        return Some(format!("owned by another user (uid {})", stat.st_uid));
+    }
+    // A hard link is another name of a file that may live outside the
+    // workspace: reading, locking or narrowing its mode would act on that
+    // file. We never link our files, so a second name means a planted one.
+    (stat.st_nlink != 1).then(|| format!("a file with {} hard links", stat.st_nlink))
 }
 
 /// 128 bits from the kernel's random source, as 32 hex digits.

@@ -177,6 +177,34 @@ fn a_dangling_link_at_the_lock_creates_nothing_outside() {
     assert!(lock.is_file());
 }
 
+/// Red-team finding: a hard link planted at the lock or session name is
+/// another name of a file outside the workspace; the adapter must neither
+/// narrow its mode (the lock used to fchmod it to 0600) nor read it as the
+/// session.
+#[test]
+fn a_hard_link_at_our_names_leaves_the_file_outside_untouched() {
+    use std::os::unix::fs::PermissionsExt;
+    for name in [LOCK, SESSION] {
+        let world = World::new("sec-hardlink");
+        let (outside_dir, _) = outside(&world);
+        let target = outside_dir.join("precious");
+        std::fs::write(&target, "precious\n").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::hard_link(&target, world.workspace.join(name)).unwrap();
+        let run = world.turn("past the hard link");
+        run.assert_completed();
+        assert_eq!(run.text(), "echo: past the hard link");
+        let meta = std::fs::metadata(&target).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o644, "{name}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+        assert!(
+            notices(&run).contains("hard links"),
+            "{name}: {}",
+            run.stdout
+        );
+    }
+}
+
 /// Finding 3: a FIFO at the session or lock name blocked `turn` forever
 /// in open/read, deaf to `--timeout` and SIGTERM, and every later turn
 /// was `session_busy`. So did a FIFO given as `--record` file: no step
