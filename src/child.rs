@@ -49,14 +49,16 @@ const STDERR_SETTLE: Duration = Duration::from_millis(500);
 
 impl StderrFacts {
     /// Codex lost a race on its database with another codex starting on
-    /// the same fresh CODEX_HOME (seen with app-server): `table … already
-    /// exists`, `UNIQUE constraint failed: _sqlx_migrations…`. A second
-    /// start works.
+    /// the same fresh CODEX_HOME (seen with app-server, and with exec on
+    /// 0.135): `table … already exists`, `UNIQUE constraint failed:
+    /// _sqlx_migrations…`, `while executing migration N: … no such table`.
+    /// A second start works.
     pub fn lost_database_race(&self) -> bool {
         self.tail.iter().any(|line| {
             let line = line.to_lowercase();
             (line.contains("table") && line.contains("already exists"))
                 || line.contains("_sqlx_migrations")
+                || line.contains("while executing migration")
                 || line.contains("database is locked")
         })
     }

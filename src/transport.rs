@@ -167,10 +167,11 @@ impl Conversation {
     }
 
     /// Codex exited before it could be spoken to (app-server: before it
-    /// answered `initialize`): worth starting it once more.
+    /// answered `initialize`; exec: before it named a thread, so the
+    /// message reached no model): worth starting it once more.
     pub fn never_answered(&self) -> bool {
         match self {
-            Conversation::Exec(_) => false,
+            Conversation::Exec(translator) => translator.session_id().is_none(),
             Conversation::AppServer(driver) => !driver.answered_initialize(),
         }
     }

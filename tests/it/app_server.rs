@@ -301,28 +301,37 @@ read -r closed"#
         .any(|n| n["message"].as_str().unwrap().contains("requestApproval")));
 }
 
-/// Codex exits before answering `initialize` (a lost race on its database):
-/// the adapter starts it once more and the turn goes on.
+/// Codex exits before answering `initialize` (app-server) or before naming
+/// a thread (exec; seen on 0.135 when two turns start at once on a fresh
+/// CODEX_HOME), having lost a race on its database: the adapter starts it
+/// once more and the turn goes on.
 #[test]
 fn a_codex_that_exits_before_answering_is_started_again() {
-    let dir = crate::support::scratch("as-race");
-    let marker = dir.join("started-once");
-    let fake = dir.join("fake-codex");
-    let real = codex_launcher();
-    let script = format!(
-        "#!/bin/sh\nif [ ! -e '{marker}' ]; then touch '{marker}'; echo 'Error: table thread_goals already exists' >&2; exit 1; fi\nexec '{real}' \"$@\"\n",
-        marker = marker.display(),
-        real = real.display()
-    );
-    crate::support::write_executable(&fake, &script);
-    let world = World::with_config(
-        "as-race",
-        |codex_home| json!({ "binary": fake, "transport": "app-server", "env": { "CODEX_HOME": codex_home } }),
-    );
-    let run = world.turn("hello again");
-    run.assert_completed();
-    assert_eq!(run.text(), "echo: hello again");
-    assert!(marker.exists());
+    let races = [
+        ("app-server", "Error: table thread_goals already exists"),
+        ("exec", "Error: failed to initialize sqlite state runtime: while executing migration 17: error returned from database: (code: 1) no such table: stage1_outputs"),
+    ];
+    for (transport, complaint) in races {
+        let name = format!("as-race-{transport}");
+        let dir = crate::support::scratch(&name);
+        let marker = dir.join("started-once");
+        let fake = dir.join("fake-codex");
+        let real = codex_launcher();
+        let script = format!(
+            "#!/bin/sh\nif [ ! -e '{marker}' ]; then touch '{marker}'; echo '{complaint}' >&2; exit 1; fi\nexec '{real}' \"$@\"\n",
+            marker = marker.display(),
+            real = real.display()
+        );
+        crate::support::write_executable(&fake, &script);
+        let world = World::with_config(
+            &name,
+            |codex_home| json!({ "binary": fake, "transport": transport, "env": { "CODEX_HOME": codex_home } }),
+        );
+        let run = world.turn("hello again");
+        run.assert_completed();
+        assert_eq!(run.text(), "echo: hello again", "{transport}");
+        assert!(marker.exists());
+    }
 }
 
 #[test]
