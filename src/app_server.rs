@@ -86,7 +86,7 @@ impl Driver {
             self.send(&reply, give_up);
         }
         let outcome = self.translator.message(message, out);
-        if self.translator.is_ended() || self.conversation.is_done() {
+        if self.translator.turn().is_ended() || self.conversation.is_done() {
             // Codex ends at once when its stdin closes.
             self.writer.close();
         }

@@ -103,7 +103,7 @@ pub fn translate_stream<W: io::Write>(
         });
         match read {
             Ok(LineRead::Line) => {
-                if translator.is_ended() && !translator.begins_next_turn(&line) {
+                if translator.turn().is_ended() && !translator.begins_next_turn(&line) {
                     continue; // after the end, only a new turn counts
                 }
                 held_terminal = None;
@@ -118,7 +118,7 @@ pub fn translate_stream<W: io::Write>(
                 break StreamEnd::Stopped(TurnError::new(ErrorCode::Protocol, message));
             }
         }
-        if translator.is_ended() && held_terminal.is_none() {
+        if translator.turn().is_ended() && held_terminal.is_none() {
             held_terminal = events.pop();
         }
         for event in events.drain(..) {

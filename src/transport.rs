@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use crate::app_server;
 use crate::child::{CodexProcess, SpawnError, SpawnRequest};
 use crate::config::{Sandbox, Transport};
-use crate::event::{ErrorCode, Event, TurnError, Usage};
+use crate::event::{ErrorCode, Event, TurnError};
 use crate::exec::argv::{self, ExecRequest};
 use crate::exec::translate::Translator;
-use crate::translate::{LineOutcome, StreamEnd, TurnContext};
+use crate::translate::{LineOutcome, StreamEnd, TurnContext, TurnEvents};
 
 /// What a turn asks of codex, whichever transport carries it.
 pub struct Launch<'a> {
@@ -171,43 +171,16 @@ impl Conversation {
     /// message reached no model): worth starting it once more.
     pub fn never_answered(&self) -> bool {
         match self {
-            Conversation::Exec(translator) => translator.session_id().is_none(),
+            Conversation::Exec(translator) => translator.turn().session_id().is_none(),
             Conversation::AppServer(driver) => !driver.answered_initialize(),
         }
     }
 
-    pub fn is_ended(&self) -> bool {
+    /// The turn's shared state, whichever transport runs it.
+    pub fn turn(&self) -> &TurnEvents {
         match self {
-            Conversation::Exec(translator) => translator.is_ended(),
-            Conversation::AppServer(driver) => driver.translator().is_ended(),
-        }
-    }
-
-    pub fn succeeded(&self) -> bool {
-        match self {
-            Conversation::Exec(translator) => translator.succeeded(),
-            Conversation::AppServer(driver) => driver.translator().succeeded(),
-        }
-    }
-
-    pub fn session_id(&self) -> Option<&str> {
-        match self {
-            Conversation::Exec(translator) => translator.session_id(),
-            Conversation::AppServer(driver) => driver.translator().session_id(),
-        }
-    }
-
-    pub fn resumed(&self) -> bool {
-        match self {
-            Conversation::Exec(translator) => translator.resumed(),
-            Conversation::AppServer(driver) => driver.translator().resumed(),
-        }
-    }
-
-    pub fn baseline(&self) -> Option<Usage> {
-        match self {
-            Conversation::Exec(translator) => translator.baseline(),
-            Conversation::AppServer(driver) => driver.translator().baseline(),
+            Conversation::Exec(translator) => translator.turn(),
+            Conversation::AppServer(driver) => driver.translator().turn(),
         }
     }
 }
@@ -264,17 +237,11 @@ impl Recording {
         }
     }
 
-    pub fn is_ended(&self) -> bool {
+    /// The turn's shared state, whichever kind of recording this is.
+    pub fn turn(&self) -> &TurnEvents {
         match self {
-            Recording::Exec(translator) => translator.is_ended(),
-            Recording::AppServer(translator) => translator.is_ended(),
-        }
-    }
-
-    pub fn succeeded(&self) -> bool {
-        match self {
-            Recording::Exec(translator) => translator.succeeded(),
-            Recording::AppServer(translator) => translator.succeeded(),
+            Recording::Exec(translator) => translator.turn(),
+            Recording::AppServer(translator) => translator.turn(),
         }
     }
 }

@@ -626,7 +626,7 @@ fn run_codex(
                 );
             }
             process.finish();
-            return Ended::Turn(exit_code(translator.succeeded()));
+            return Ended::Turn(exit_code(translator.turn().succeeded()));
         }
         LoopEnd::Stop(error, stopped_at) => {
             // The host gets a bounded time for the rest, counted from the
@@ -641,7 +641,7 @@ fn run_codex(
         LoopEnd::StreamClosed => {
             let status = process.stop();
             let facts = process.stderr_facts();
-            if resuming && facts.unknown_thread && translator.session_id().is_none() {
+            if resuming && facts.unknown_thread && translator.turn().session_id().is_none() {
                 process.finish();
                 return Ended::UnknownThread;
             }
@@ -657,7 +657,9 @@ fn run_codex(
     // A host that went away gets no terminal event: it cannot read one.
     let delivered = host.deliver_to_end(&mut events, &translator);
     process.finish();
-    Ended::Turn(exit_code(delivered.is_ok() && translator.succeeded()))
+    Ended::Turn(exit_code(
+        delivered.is_ok() && translator.turn().succeeded(),
+    ))
 }
 
 /// The terminal error for a codex that could not be started.
@@ -851,7 +853,7 @@ fn pump(
             }
             Err(Undelivered::HostGone) => return LoopEnd::HostGone,
         }
-        if translator.is_ended() {
+        if translator.turn().is_ended() {
             return LoopEnd::Terminal;
         }
     }
@@ -998,8 +1000,8 @@ impl Host<'_> {
     fn save_session(&self, event: &Event, translator: &Conversation) -> Option<Event> {
         let result = match event {
             // A resumed thread is already what the file holds.
-            Event::MessageStart { session_id, .. } if !translator.resumed() => {
-                self.session.write(session_id, translator.baseline())
+            Event::MessageStart { session_id, .. } if !translator.turn().resumed() => {
+                self.session.write(session_id, translator.turn().baseline())
             }
             Event::MessageEnd {
                 session_id,

@@ -62,24 +62,9 @@ impl Translator {
         }
     }
 
-    pub fn session_id(&self) -> Option<&str> {
-        self.turn.session_id()
-    }
-
-    pub fn is_ended(&self) -> bool {
-        self.turn.is_ended()
-    }
-
-    pub fn resumed(&self) -> bool {
-        self.turn.resumed()
-    }
-
-    pub fn succeeded(&self) -> bool {
-        self.turn.succeeded()
-    }
-
-    pub fn baseline(&self) -> Option<Usage> {
-        self.turn.baseline()
+    /// The turn's shared state (see `crate::translate::TurnEvents`).
+    pub fn turn(&self) -> &TurnEvents {
+        &self.turn
     }
 
     pub fn oversized_line(&mut self, length: usize, out: &mut Vec<Event>) {

@@ -32,29 +32,10 @@ impl Translator {
         }
     }
 
-    /// The thread codex named, once it has.
-    pub fn session_id(&self) -> Option<&str> {
-        self.turn.session_id()
-    }
-
-    pub fn is_ended(&self) -> bool {
-        self.turn.is_ended()
-    }
-
-    /// Whether codex resumed the thread it was asked to resume.
-    pub fn resumed(&self) -> bool {
-        self.turn.resumed()
-    }
-
-    /// Whether the turn ended with `message_end`.
-    pub fn succeeded(&self) -> bool {
-        self.turn.succeeded()
-    }
-
-    /// The running totals this turn's usage is counted from: what the session
-    /// file should hold until the turn completes. `None` when unknown.
-    pub fn baseline(&self) -> Option<Usage> {
-        self.turn.baseline()
+    /// The turn's shared state: its thread, whether it resumed, ended or
+    /// succeeded, and the usage baseline.
+    pub fn turn(&self) -> &TurnEvents {
+        &self.turn
     }
 
     /// After the terminal event: whether `line` begins another turn of the

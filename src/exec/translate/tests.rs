@@ -256,7 +256,7 @@ fn a_new_turn_after_the_end_goes_on_in_the_same_run() {
     for line in [THREAD, TURN, MESSAGE, DONE] {
         translator.line(line.as_bytes(), &mut out);
     }
-    assert!(translator.is_ended());
+    assert!(translator.turn().is_ended());
     assert!(!translator.begins_next_turn(MESSAGE.as_bytes()));
     assert!(translator.begins_next_turn(THREAD.as_bytes()));
     for line in [THREAD, TURN, MESSAGE, DONE] {
@@ -272,7 +272,7 @@ fn a_new_turn_after_the_end_goes_on_in_the_same_run() {
             "message_end"
         ]
     );
-    assert!(translator.succeeded());
+    assert!(translator.turn().succeeded());
 }
 
 #[test]
